@@ -1,0 +1,72 @@
+import type { AccountSettings } from '../config/resolve.js';
+import type { Flow } from '../config/schema.js';
+import type { Secret } from '../secret.js';
+
+/** What a provider hands back from one call to the identity provider (or command, or config). */
+export interface TokenGrant {
+  accessToken: Secret;
+  /** Epoch milliseconds; undefined when the provider did not say (treated as one hour). */
+  expiresAt?: number | undefined;
+  /** A new refresh token, when the identity provider rotated it. Stored before the token is used. */
+  refreshToken?: Secret | undefined;
+}
+
+export interface ObtainContext {
+  /** The current refresh token from the store (refresh_token, device_code, authorization_code, password flows). */
+  refreshToken?: Secret | undefined;
+  /** The password the client typed (password/ROPC flow only). */
+  password?: Secret | undefined;
+  signal: AbortSignal;
+}
+
+/**
+ * One strategy per flow, made by a factory in tokens/providers/. It only talks to the
+ * identity provider; caching, single-flight, margins, storage and retries live in the manager.
+ * Errors: ProxyError `needs_authorization` (invalid_grant and friends), `auth_failed` (ROPC:
+ * wrong password), `idp_unavailable` (network, 5xx, timeout, garbage), `token_expired` (static).
+ */
+export interface TokenProvider {
+  readonly flow: Flow;
+  obtain(ctx: ObtainContext): Promise<TokenGrant>;
+}
+
+export type TokenProviderFactory = (account: AccountSettings) => TokenProvider;
+
+export type AccountState = 'ok' | 'refreshing' | 'needs_authorization' | 'failing' | 'unknown';
+
+/** What the status page, `check` and the metrics show per account. Never a token. */
+export interface AccountTokenStatus {
+  username: string;
+  flow: Flow;
+  state: AccountState;
+  /** Epoch ms of the cached access token's expiry. */
+  expiresAt?: number | undefined;
+  lastRefreshAt?: number | undefined;
+  lastError?: string | undefined;
+  hasRefreshToken: boolean;
+}
+
+export interface TokenRequestOptions {
+  signal: AbortSignal;
+  /** password flow: the password the client typed. */
+  password?: Secret | undefined;
+}
+
+/** The SPEC section 2 contract, written once for every flow. */
+export interface TokenManager {
+  /**
+   * A token with more than the margin left; refreshes when needed, one refresh at a time per
+   * account (concurrent callers share it). `force` skips the cache (upstream rejected the token).
+   */
+  getToken(username: string, options: TokenRequestOptions & { force?: boolean }): Promise<Secret>;
+  /**
+   * Runs `use` with a fresh token. When `use` throws ProxyError `token_rejected`, forces one
+   * refresh and runs `use` once more, invisibly to the client.
+   */
+  withFreshToken<T>(username: string, options: TokenRequestOptions, use: (token: Secret) => Promise<T>): Promise<T>;
+  status(): AccountTokenStatus[];
+  /** Starts background refresh timers. */
+  start(): void;
+  /** Stops timers and waits for in-flight store writes. */
+  stop(): Promise<void>;
+}
