@@ -32,7 +32,7 @@ export function parseConfig(text: string, options: LoadOptions & { path?: string
   const file = options.path ?? 'config';
   const baseDir = options.path ? dirname(resolve(options.path)) : process.cwd();
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   if (doc.errors.length > 0) {
     const lines = doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? '?'} ${e.message.split('\n')[0]}`);
     throw new ProxyError('config_invalid', `invalid YAML:\n  ${lines.join('\n  ')}`);
@@ -58,6 +58,9 @@ export function parseConfig(text: string, options: LoadOptions & { path?: string
   }
   const { config, issues: resolveIssues } = resolveConfig(parsed.data!);
   if (resolveIssues.length > 0) report(resolveIssues);
+  // Defaults are relative too: the store lives beside the config file, not the working folder.
+  config.tokenStore.path = resolve(baseDir, config.tokenStore.path);
+  config.tokenStore.keyFile = resolve(baseDir, config.tokenStore.keyFile);
   return config;
 }
 
