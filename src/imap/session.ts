@@ -1,0 +1,226 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Authenticator, ClientInfo } from '../accounts/types.js';
+import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError, describeError } from '../errors.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
+import type { Logger } from '../log.js';
+import { ClientConnection } from '../net/client-connection.js';
+import { startDeadline, type Deadline } from '../net/deadline.js';
+import { relay } from '../net/relay.js';
+import { hostPort } from '../net/upstream.js';
+import type { Secret } from '../secret.js';
+import type { TokenManager } from '../tokens/types.js';
+import { readCommand } from './command-reader.js';
+import { PRELOGIN_COMMANDS, preLoginCapabilities, type LoginRequest } from './commands.js';
+import { preLoginContext } from './context.js';
+import { IMAP_REPLIES, imapErrorReply, outcomeOf } from './replies.js';
+import { loginImapUpstream, type UpstreamImapSession } from './upstream-login.js';
+
+/** What an IMAP session needs; built once per listener by the composition root. */
+export interface ImapSessionDeps {
+  listener: ListenerConfig;
+  accounts: Authenticator;
+  tokens: TokenManager;
+  log: Logger;
+  /** Required for STARTTLS listeners (implicit TLS is handled by the listener). */
+  tlsContext?: SecureContext | undefined;
+  /** Where an account's sessions are relayed to; default `account.servers.imap`. */
+  findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
+  /** Aborted when the proxy shuts down: a session not yet logged in says BYE at once. */
+  shutdown?: AbortSignal | undefined;
+  /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */
+  relayIdleTimeoutMs?: number | undefined;
+}
+
+/** One connection's state: the story below reads and updates it. */
+export interface ImapSession {
+  readonly deps: ImapSessionDeps;
+  readonly client: ClientInfo;
+  readonly log: Logger;
+  readonly conn: ClientConnection;
+  /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
+  readonly loginDeadline: Deadline;
+  readonly end: SessionSummary;
+  badCommands: number;
+}
+
+interface SessionSummary {
+  account?: string | undefined;
+  outcome: string;
+  bytesFromClient: number;
+  bytesFromServer: number;
+  relayEnd?: string | undefined;
+}
+
+interface LoggedIn {
+  request: LoginRequest;
+  upstream: UpstreamImapSession;
+}
+
+type Step = 'continue' | 'close' | LoggedIn;
+
+/**
+ * An IMAP connection, told once: greet, answer pre-login commands locally, check the login,
+ * get a token, log in upstream, reply with the server's capabilities, then relay bytes until
+ * either side closes. The upstream connection is opened only after the local login succeeded.
+ * Ends with exactly one `session.end` log line.
+ */
+export async function handleImapConnection(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): Promise<void> {
+  const s = openSession(socket, client, deps);
+  const started = Date.now();
+  s.log.info({ event: 'session.start', tls: s.conn.isTls, port: client.port }, 'IMAP session started');
+  try {
+    const loggedIn = await serveUntilLogin(s);
+    s.loginDeadline.clear();
+    if (loggedIn) await relayLoggedIn(s, loggedIn);
+  } catch (err) {
+    s.end.outcome = outcomeOf(err);
+    s.log.error({ event: 'session.error', err: describeError(err) }, 'IMAP session failed');
+  } finally {
+    s.loginDeadline.clear();
+    await s.conn.close();
+    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
+    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `IMAP session ended: ${outcome}`);
+  }
+}
+
+function openSession(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): ImapSession {
+  const { listener } = deps;
+  const shutdown = deps.shutdown ? [deps.shutdown] : [];
+  const loginMs = listener.login_timeout * 1000;
+  const loginDeadline = startDeadline(loginMs, 'limit_exceeded', `no login within ${listener.login_timeout} s`, AbortSignal.any(shutdown));
+  return {
+    deps,
+    client,
+    log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol: 'imap', client: client.address }),
+    conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
+    loginDeadline,
+    end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
+    badCommands: 0,
+  };
+}
+
+/** Greeting, then one command at a time until a login succeeds or the session ends. */
+async function serveUntilLogin(s: ImapSession): Promise<LoggedIn | undefined> {
+  const { listener } = s.deps;
+  const ctx = preLoginContext(s, s.loginDeadline.signal);
+  await s.conn.send(`* OK [CAPABILITY ${preLoginCapabilities(ctx)}] oauth-mail-proxy ready`);
+  for (;;) {
+    const idle = startDeadline(listener.idle_timeout * 1000, 'limit_exceeded', `no command for ${listener.idle_timeout} s`, s.loginDeadline.signal);
+    try {
+      const step = await nextCommand(s, idle.signal);
+      if (step !== 'continue') return step === 'close' ? undefined : step;
+    } catch (err) {
+      // Timeouts, shutdown, the client gone: no command to answer, only a goodbye.
+      s.end.outcome = outcomeOf(err);
+      await s.conn.send(imapErrorReply(undefined, err).lines).catch(() => undefined);
+      return undefined;
+    } finally {
+      idle.clear();
+    }
+  }
+}
+
+/** Reads one command and runs it from the table. Throws only what ends the session. */
+async function nextCommand(s: ImapSession, signal: AbortSignal): Promise<Step> {
+  const read = await readCommand(s.conn, signal);
+  if (read.kind === 'eof') return 'close';
+  if (read.kind === 'error') return refuse(s, read.tag, read.error);
+  const { command } = read;
+  const spec = PRELOGIN_COMMANDS.get(command.name);
+  if (!spec?.states.includes('not_authenticated')) {
+    return refuse(s, command.tag, new ProxyError('bad_input', 'Unknown command or not valid before login'));
+  }
+  const ctx = preLoginContext(s, signal);
+  if (spec.privacy === 'required' && ctx.loginDisabled) {
+    await s.conn.send(IMAP_REPLIES.privacyRequired(command.tag), signal);
+    return 'continue';
+  }
+  if (spec.privacy === 'before_tls' && !ctx.canStartTls) {
+    return refuse(s, command.tag, new ProxyError('bad_input', ctx.isTls ? 'TLS is already active' : 'STARTTLS is not offered on this port'));
+  }
+  let result;
+  try {
+    result = await spec.handle(ctx, command);
+  } catch (err) {
+    if (!(err instanceof ProxyError) || !['bad_input', 'auth_failed', 'limit_exceeded'].includes(err.code)) throw err;
+    if (err.code === 'auth_failed') s.log.info({ event: 'auth.fail', method: command.name, reason: err.message }, 'login refused');
+    return refuse(s, command.tag, err);
+  }
+  if (result.kind === 'continue') return 'continue';
+  if (result.kind === 'close') {
+    s.end.outcome = result.outcome;
+    return 'close';
+  }
+  return attemptLogin(s, result);
+}
+
+/**
+ * Answers a failed command. Bad commands are counted and after MAX_BAD_COMMANDS we hang up
+ * (a client that keeps getting the syntax wrong is broken or probing).
+ */
+async function refuse(s: ImapSession, tag: string | undefined, err: unknown): Promise<Step> {
+  const reply = imapErrorReply(tag, err);
+  await s.conn.send(reply.lines, s.loginDeadline.signal);
+  if (err instanceof ProxyError && err.code !== 'bad_input') s.end.outcome = outcomeOf(err);
+  if (reply.close) return 'close';
+  if (err instanceof ProxyError && err.code === 'bad_input' && ++s.badCommands >= MAX_BAD_COMMANDS) {
+    await s.conn.send(IMAP_REPLIES.tooManyBadCommands, s.loginDeadline.signal);
+    s.end.outcome = 'too_many_bad_commands';
+    return 'close';
+  }
+  return 'continue';
+}
+
+/** The local login, then token and upstream login. A failure is answered and the client may retry. */
+async function attemptLogin(s: ImapSession, request: LoginRequest): Promise<Step> {
+  let account: AccountSettings;
+  try {
+    account = await s.deps.accounts.authenticate(request.username, request.password, s.client);
+  } catch (err) {
+    s.log.info({ event: 'auth.fail', username: request.username, method: request.method, reason: describeError(err) }, 'local login refused');
+    return refuse(s, request.tag, err);
+  }
+  s.end.account = account.username;
+  s.log.info({ event: 'auth.ok', account: account.username, method: request.method }, 'local login accepted');
+  try {
+    return { request, upstream: await loginUpstream(s, account, request.password) };
+  } catch (err) {
+    if (s.conn.closed.aborted) return 'close';
+    s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
+    return refuse(s, request.tag, err);
+  }
+}
+
+/** A fresh token and the upstream login, retried once by the token manager on `token_rejected`. */
+async function loginUpstream(s: ImapSession, account: AccountSettings, password: Secret): Promise<UpstreamImapSession> {
+  const server = (s.deps.findServer ?? ((a) => a.servers.imap))(account);
+  if (!server) throw new ProxyError('config_invalid', 'No IMAP server is configured for this account');
+  const parents = [s.conn.closed, ...(s.deps.shutdown ? [s.deps.shutdown] : [])];
+  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', AbortSignal.any(parents));
+  const { signal } = deadline;
+  try {
+    const options = { signal, password: account.flow === 'password' ? password : undefined };
+    const upstream = await s.deps.tokens.withFreshToken(account.username, options, (token) =>
+      loginImapUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log }));
+    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
+    return upstream;
+  } finally {
+    deadline.clear();
+  }
+}
+
+/** The tagged OK with the server's capabilities, then pure relay. */
+async function relayLoggedIn(s: ImapSession, { request, upstream }: LoggedIn): Promise<void> {
+  const verb = request.method === 'LOGIN' ? 'LOGIN' : 'AUTHENTICATE';
+  await s.conn.send(`${request.tag} OK [CAPABILITY ${upstream.capabilities}] ${verb} completed`);
+  const result = await relay(s.conn.socket, upstream.socket, {
+    clientLeftover: s.conn.takeLeftover(),
+    upstreamLeftover: upstream.leftover,
+    idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
+  });
+  Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
+}

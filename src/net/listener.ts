@@ -1,0 +1,196 @@
+import { BlockList, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { ClientInfo } from '../accounts/types.js';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { acceptTls } from './local-tls.js';
+
+/**
+ * Runs one protocol dialogue on an accepted connection. `shutdown` aborts when the listener
+ * closes, so a session that has not logged in yet can say goodbye at once.
+ */
+export type ConnectionHandler = (socket: Socket, client: ClientInfo, shutdown: AbortSignal) => Promise<void>;
+
+export interface ListenerOptions {
+  log: Logger;
+  /** Required when the listener's tls is `implicit`. */
+  tlsContext?: SecureContext | undefined;
+}
+
+export interface Listener {
+  address(): { host: string; port: number };
+  /** Stops accepting, waits up to `deadlineMs` for sessions to end, then cuts the rest off. */
+  close(deadlineMs: number): Promise<void>;
+  activeSessions(): number;
+}
+
+interface Session {
+  raw: Socket;
+  socket: Socket;
+  done: Promise<void>;
+}
+
+/**
+ * A TCP server on `config.listen` (IPv4 or IPv6). Each connection is checked against the
+ * allowlist and the connection caps before any TLS or protocol work, then (implicit TLS)
+ * handshaken, then handed to `handle`. A refused connection is closed without a word: the
+ * protocol handler, which knows how to say no, never runs; the refusal is logged.
+ * Nothing a session throws escapes: it is caught and logged here.
+ */
+export async function startListener(config: ListenerConfig, handle: ConnectionHandler, options: ListenerOptions): Promise<Listener> {
+  if (config.tls === 'implicit' && !options.tlsContext) {
+    throw new ProxyError('config_invalid', `listener ${config.listen}: tls implicit needs a TLS context`);
+  }
+  const { host, port } = parseListen(config.listen);
+  const listener = new TcpListener(config, handle, options);
+  await listener.listen(host, port);
+  return listener;
+}
+
+class TcpListener implements Listener {
+  readonly #config: ListenerConfig;
+  readonly #handle: ConnectionHandler;
+  readonly #tlsContext: SecureContext | undefined;
+  readonly #log: Logger;
+  readonly #allow: BlockList | undefined;
+  readonly #sessions = new Set<Session>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #shutdown = new AbortController();
+  readonly #server: Server;
+
+  constructor(config: ListenerConfig, handle: ConnectionHandler, options: ListenerOptions) {
+    this.#config = config;
+    this.#handle = handle;
+    this.#tlsContext = options.tlsContext;
+    this.#log = options.log.child({ listener: config.listen, protocol: config.protocol });
+    this.#allow = allowList(config.allow);
+    this.#server = createServer({ noDelay: true }, (raw) => this.#accept(raw));
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return listen(this.#server, host, port, this.#config.listen);
+  }
+
+  address(): { host: string; port: number } {
+    const info = this.#server.address() as AddressInfo;
+    return { host: info.address, port: info.port };
+  }
+
+  activeSessions(): number {
+    return this.#sessions.size;
+  }
+
+  close(deadlineMs: number): Promise<void> {
+    return closeListener(this.#server, this.#sessions, this.#shutdown, deadlineMs);
+  }
+
+  #refusal(address: string): string | undefined {
+    const config = this.#config;
+    if (this.#shutdown.signal.aborted) return 'listener is closing';
+    if (this.#allow && !this.#allow.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')) return 'address not in allow list';
+    if (this.#sessions.size >= config.max_connections) return `listener is at max_connections (${config.max_connections})`;
+    if ((this.#perAddress.get(address) ?? 0) >= config.max_connections_per_address) {
+      return `address is at max_connections_per_address (${config.max_connections_per_address})`;
+    }
+    return undefined;
+  }
+
+  #accept(raw: Socket): void {
+    raw.on('error', () => undefined);
+    const client: ClientInfo = { address: unwrapMapped(raw.remoteAddress ?? ''), port: raw.remotePort ?? 0, protocol: this.#config.protocol };
+    const refused = this.#refusal(client.address);
+    if (refused) {
+      this.#log.warn({ event: 'listener.refused', client: client.address, reason: refused }, `connection from ${client.address} refused: ${refused}`);
+      raw.destroy();
+      return;
+    }
+    this.#perAddress.set(client.address, (this.#perAddress.get(client.address) ?? 0) + 1);
+    const session: Session = { raw, socket: raw, done: Promise.resolve() };
+    this.#sessions.add(session);
+    session.done = this.#run(session, client).finally(() => {
+      this.#sessions.delete(session);
+      const left = (this.#perAddress.get(client.address) ?? 1) - 1;
+      if (left > 0) this.#perAddress.set(client.address, left);
+      else this.#perAddress.delete(client.address);
+    });
+  }
+
+  async #run(session: Session, client: ClientInfo): Promise<void> {
+    try {
+      if (this.#config.tls === 'implicit' && this.#tlsContext) {
+        try {
+          session.socket = await acceptTls(session.raw, this.#tlsContext, this.#shutdown.signal);
+        } catch (err) {
+          this.#log.info({ event: 'listener.tls_failed', client: client.address, reason: describeError(err) }, 'TLS handshake with a client failed');
+          return;
+        }
+      }
+      await this.#handle(session.socket, client, this.#shutdown.signal);
+    } catch (err) {
+      this.#log.warn({ event: 'session.error', client: client.address, err: describeError(err) }, 'session ended with an error');
+    } finally {
+      session.socket.destroy();
+      session.raw.destroy();
+    }
+  }
+}
+
+async function closeListener(server: Server, sessions: Set<Session>, shutdown: AbortController, deadlineMs: number): Promise<void> {
+  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+  shutdown.abort(new ProxyError('aborted', 'Server shutting down'));
+  const all = (): Promise<unknown> => Promise.allSettled([...sessions].map((s) => s.done));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([all(), new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+  clearTimeout(timer);
+  for (const session of sessions) {
+    session.socket.destroy();
+    session.raw.destroy();
+  }
+  await all();
+  await stopped;
+}
+
+function listen(server: Server, host: string, port: number, where: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(new ProxyError('config_invalid', `cannot listen on ${where}: ${describeError(err)}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** "127.0.0.1:1143", "[::1]:1143", "localhost:1143" to host and port. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  const rawHost = listen.slice(0, colon);
+  const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
+  const port = Number(listen.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ProxyError('config_invalid', `listen "${listen}": expected host:port`);
+  }
+  return { host, port };
+}
+
+/** "::ffff:10.0.0.5" (an IPv4 client on a dual-stack socket) becomes "10.0.0.5". */
+export function unwrapMapped(address: string): string {
+  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return match?.[1] ?? address;
+}
+
+/** The allowlist as a BlockList (used as an allow set); undefined when everyone may connect. */
+export function allowList(cidrs: readonly string[] | undefined): BlockList | undefined {
+  if (!cidrs || cidrs.length === 0) return undefined;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address = '', bits] = cidr.split('/');
+    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, Number(bits), family);
+  }
+  return list;
+}

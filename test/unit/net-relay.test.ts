@@ -1,0 +1,110 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { relay } from '../../src/net/relay.js';
+
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const s of servers.splice(0)) s.close();
+});
+
+/** A connected TCP pair: [outer end, inner end]. */
+async function pair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const outer = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
+  await new Promise((r) => outer.once('connect', r));
+  const inner = await accepted;
+  sockets.push(outer, inner);
+  return [outer, inner];
+}
+
+function collect(socket: Socket): { text: () => string; bytes: () => number } {
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  return { text: () => Buffer.concat(chunks).toString(), bytes: () => chunks.reduce((n, c) => n + c.length, 0) };
+}
+
+describe('relay', () => {
+  it('writes leftovers first, relays both ways, counts bytes and ends when both sides close', async () => {
+    const [client, proxyClientSide] = await pair();
+    const [proxyServerSide, server] = await pair();
+    const atServer = collect(server);
+    const atClient = collect(client);
+    const done = relay(proxyClientSide, proxyServerSide, {
+      clientLeftover: Buffer.from('b SELECT\r\n'), upstreamLeftover: Buffer.from('* 1 EXISTS\r\n'), idleTimeoutMs: 10_000,
+    });
+    client.write('c NOOP\r\n');
+    server.write('b OK\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(atServer.text()).toBe('b SELECT\r\nc NOOP\r\n');
+    expect(atClient.text()).toBe('* 1 EXISTS\r\nb OK\r\n');
+    server.end('* BYE\r\n');
+    const result = await done;
+    expect(result).toEqual({ bytesFromClient: 18, bytesFromServer: 25, reason: 'server_closed' });
+    expect(atClient.text()).toBe('* 1 EXISTS\r\nb OK\r\n* BYE\r\n');
+  });
+
+  it('keeps buffering bounded when the client does not read (backpressure)', async () => {
+    const [client, proxyClientSide] = await pair();
+    const [proxyServerSide, server] = await pair();
+    client.pause();
+    const done = relay(proxyClientSide, proxyServerSide, { idleTimeoutMs: 10_000 });
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let written = 0;
+    const total = 32 * 1024 * 1024;
+    const pump = async () => {
+      while (written < total) {
+        written += chunk.length;
+        if (!server.write(chunk)) await new Promise((r) => server.once('drain', r));
+      }
+      server.end();
+    };
+    const pumping = pump();
+    await new Promise((r) => setTimeout(r, 300));
+    // The proxy must not have swallowed the stream into memory while the client sleeps.
+    expect(proxyClientSide.writableLength).toBeLessThanOrEqual(256 * 1024);
+    expect(written).toBeLessThan(total);
+    let received = 0;
+    client.on('data', (c: Buffer) => (received += c.length));
+    client.resume();
+    await pumping;
+    const result = await done;
+    expect(received).toBe(total);
+    expect(result.bytesFromServer).toBe(total);
+  });
+
+  it('closes both sides after the idle timeout', async () => {
+    const [client, proxyClientSide] = await pair();
+    const [proxyServerSide, server] = await pair();
+    const started = Date.now();
+    const result = await relay(proxyClientSide, proxyServerSide, { idleTimeoutMs: 150 });
+    expect(result.reason).toBe('idle_timeout');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(client.readableEnded || client.destroyed).toBe(true);
+    expect(server.readableEnded || server.destroyed).toBe(true);
+  });
+
+  it('ends the server side when the client goes away, and stops on abort', async () => {
+    const [client, proxyClientSide] = await pair();
+    const [proxyServerSide, server] = await pair();
+    const serverEnded = new Promise((r) => server.once('end', r));
+    const done = relay(proxyClientSide, proxyServerSide, { idleTimeoutMs: 10_000 });
+    client.end();
+    await serverEnded;
+    server.end();
+    expect((await done).reason).toBe('client_closed');
+
+    const [, a] = await pair();
+    const [b] = await pair();
+    const controller = new AbortController();
+    const aborted = relay(a, b, { idleTimeoutMs: 10_000, signal: controller.signal });
+    controller.abort();
+    expect((await aborted).reason).toBe('aborted');
+  });
+});
