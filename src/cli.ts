@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { runCheckCommand, runHashPasswordCommand, runServeCommand, runTokenCommand } from './commands.js';
+import { runDemoCommand } from './demo/run-demo.js';
+import { describeError } from './errors.js';
+
+/** Thin: argv to commands. Each command's work lives in commands.ts or demo/. */
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const configOption = { config: { type: 'string', short: 'c', default: 'config.yaml' } } as const;
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the proxy',
+    usage: 'serve [-c config.yaml]',
+    options: configOption,
+    run: (v) => runServeCommand(String(v.config)),
+  },
+  check: {
+    summary: 'check the config, every token, and a real upstream login per account',
+    usage: 'check [-c config.yaml]',
+    options: configOption,
+    run: (v) => runCheckCommand(String(v.config)),
+  },
+  token: {
+    summary: 'print a fresh access token for ACCOUNT (for passwordeval in msmtp, mutt, isync)',
+    usage: 'token ACCOUNT [-c config.yaml]',
+    options: configOption,
+    run: (v, p) => runTokenCommand(String(v.config), p[0]),
+  },
+  'hash-password': {
+    summary: 'read a password (prompt or stdin) and print its scrypt hash for password_hash',
+    usage: 'hash-password',
+    options: {},
+    run: () => runHashPasswordCommand(),
+  },
+  demo: {
+    summary: 'run a self-contained demo: mock identity provider, demo IMAP server and the proxy',
+    usage: 'demo [--dir ./demo-data] [--port 1143]',
+    options: { dir: { type: 'string', default: './demo-data' }, port: { type: 'string', default: '1143' } },
+    run: (v) => runDemoCommand({ dir: String(v.dir), port: Number(v.port) }),
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
+  return `Usage: oauth-mail-proxy <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'oauth-mail-proxy <command> --help' for a command's options.\n`;
+}
+
+function commandHelp(c: Command): string {
+  const opts = Object.entries(c.options).map(([k, o]) => {
+    const short = 'short' in o && o.short ? `-${o.short}, ` : '    ';
+    const def = 'default' in o && o.default !== undefined ? ` (default ${String(o.default)})` : '';
+    return `  ${short}--${k}${def}`;
+  });
+  return `Usage: oauth-mail-proxy ${c.usage}\n\n${c.summary}\n${opts.length ? `\nOptions:\n${opts.join('\n')}\n` : ''}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write('oauth-mail-proxy 0.1.0\n');
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`oauth-mail-proxy: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
+  return command.run(values as Record<string, string | boolean | undefined>, positionals);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`oauth-mail-proxy: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  },
+);
