@@ -57,7 +57,7 @@ export const CLOSE_LINGER_MS = 2_000;
 export const RELAY_CLOSE_GRACE_MS = 5_000;
 /** Getting a token and logging in upstream, including the one retry with a refreshed token. */
 export const BACKEND_LOGIN_TIMEOUT_MS = 2 * (TOKEN_REQUEST_TIMEOUT_MS + UPSTREAM_LOGIN_TIMEOUT_MS);
-/** Largest literal in an upstream server's reply during its login dialogue. */
-export const MAX_UPSTREAM_LITERAL_BYTES = 64 * 1024;
+/** Largest untagged response (literals included) from an upstream server during its login dialogue. */
+export const MAX_UPSTREAM_RESPONSE_BYTES = 64 * 1024;
 /** Untagged lines an upstream server may send during one step of its login dialogue. */
 export const MAX_UPSTREAM_UNTAGGED_LINES = 200;
