@@ -71,6 +71,8 @@ export interface ProxyRun {
   /** Resolves with the first log record whose event matches. */
   waitForEvent(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   events(event: string): Record<string, unknown>[];
+  /** Waits until at least `count` records of `event` were logged (log lines arrive asynchronously). */
+  waitForEvents(event: string, count: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   stop(): Promise<number | null>;
 }
 
@@ -162,6 +164,15 @@ export async function startProxy(configPath: string, dir: string): Promise<Proxy
   return {
     dir, configPath, storePath: join(dir, 'data/tokens.enc'), port: Number(started.port), logs, child, waitForEvent,
     events: (event) => records.filter((r) => r.event === event),
+    async waitForEvents(event, count, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = records.filter((r) => r.event === event);
+        if (found.length >= count) return found;
+        if (Date.now() > deadline) throw new Error(`only ${found.length} of ${count} ${event} events; logs:\n${logs.join('\n')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       child.kill('SIGTERM');
