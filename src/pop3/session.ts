@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Authenticator, ClientInfo } from '../accounts/types.js';
+import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError, describeError } from '../errors.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
+import type { Logger } from '../log.js';
+import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
+import { ClientConnection } from '../net/client-connection.js';
+import { startDeadline, type Deadline } from '../net/deadline.js';
+import { relay } from '../net/relay.js';
+import { hostPort } from '../net/upstream.js';
+import type { Secret } from '../secret.js';
+import type { TokenManager } from '../tokens/types.js';
+import { PRELOGIN_COMMANDS, type LoginRequest } from './commands.js';
+import { preLoginContext } from './context.js';
+import { POP3_REPLIES, outcomeOf, pop3ErrorReply } from './replies.js';
+import { lineTooLongError, parseCommandLine } from './syntax.js';
+import { loginPop3Upstream, type UpstreamPop3Session } from './upstream-login.js';
+
+/** What a POP3 session needs; built once per listener by the composition root. */
+export interface Pop3SessionDeps {
+  listener: ListenerConfig;
+  accounts: Authenticator;
+  tokens: TokenManager;
+  log: Logger;
+  /** Required for STARTTLS listeners (implicit TLS is handled by the listener). */
+  tlsContext?: SecureContext | undefined;
+  /** Where an account's sessions are relayed to; default `account.servers.pop3`. */
+  findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
+  /** Aborted when the proxy shuts down: a session not yet logged in says goodbye at once. */
+  shutdown?: AbortSignal | undefined;
+  /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */
+  relayIdleTimeoutMs?: number | undefined;
+  /** Sessions, bytes and upstream login times for /metrics and the status page. */
+  metrics?: SessionMetrics | undefined;
+}
+
+/** One connection's state: the story below reads and updates it. */
+export interface Pop3Session {
+  readonly deps: Pop3SessionDeps;
+  readonly client: ClientInfo;
+  readonly log: Logger;
+  readonly conn: ClientConnection;
+  /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
+  readonly loginDeadline: Deadline;
+  readonly end: SessionSummary;
+  readonly metrics: SessionRecorder;
+  badCommands: number;
+  /** The name given by USER, waiting for PASS. */
+  pendingUser: string | undefined;
+}
+
+interface SessionSummary {
+  account?: string | undefined;
+  outcome: string;
+  bytesFromClient: number;
+  bytesFromServer: number;
+  relayEnd?: string | undefined;
+}
+
+type Step = 'continue' | 'close' | UpstreamPop3Session;
+
+/**
+ * A POP3 connection, told once: greet, answer pre-login commands locally, check the login,
+ * get a token, log in upstream, then relay bytes (the server's own +OK for the login first)
+ * until either side closes. The upstream connection is opened only after the local login
+ * succeeded. Ends with exactly one `session.end` log line.
+ */
+export async function handlePop3Connection(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Promise<void> {
+  const s = openSession(socket, client, deps);
+  const started = Date.now();
+  s.log.info({ event: 'session.start', tls: s.conn.isTls, port: client.port }, 'POP3 session started');
+  try {
+    const upstream = await serveUntilLogin(s);
+    s.loginDeadline.clear();
+    if (upstream) await relayLoggedIn(s, upstream);
+  } catch (err) {
+    s.end.outcome = outcomeOf(err);
+    s.log.error({ event: 'session.error', err: describeError(err) }, 'POP3 session failed');
+  } finally {
+    s.loginDeadline.clear();
+    await s.conn.close();
+    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
+    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `POP3 session ended: ${outcome}`);
+    s.metrics.ended(s.end);
+  }
+}
+
+function openSession(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Pop3Session {
+  const { listener } = deps;
+  const shutdown = deps.shutdown ? [deps.shutdown] : [];
+  const loginDeadline = startDeadline(listener.login_timeout * 1000, 'limit_exceeded', `no login within ${listener.login_timeout} s`, AbortSignal.any(shutdown));
+  return {
+    deps,
+    client,
+    log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol: 'pop3', client: client.address }),
+    // The reader's bound is the one for SASL answers; command lines are held to RFC 2449's 255 octets.
+    conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
+    loginDeadline,
+    end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
+    metrics: (deps.metrics ?? NO_METRICS).openSession('pop3'),
+    badCommands: 0,
+    pendingUser: undefined,
+  };
+}
+
+/** Greeting, then one command at a time until a login succeeds or the session ends. */
+async function serveUntilLogin(s: Pop3Session): Promise<UpstreamPop3Session | undefined> {
+  const { listener } = s.deps;
+  await s.conn.send(POP3_REPLIES.greeting);
+  for (;;) {
+    const idle = startDeadline(listener.idle_timeout * 1000, 'limit_exceeded', `no command for ${listener.idle_timeout} s`, s.loginDeadline.signal);
+    try {
+      const step = await nextCommand(s, idle.signal);
+      if (step !== 'continue') return step === 'close' ? undefined : step;
+    } catch (err) {
+      // Timeouts, shutdown, the client gone: no command to answer, only a goodbye.
+      s.end.outcome = outcomeOf(err);
+      await s.conn.goodbye(pop3ErrorReply(err).line);
+      return undefined;
+    } finally {
+      idle.clear();
+    }
+  }
+}
+
+/** Reads one command and runs it from the table. Throws only what ends the session. */
+async function nextCommand(s: Pop3Session, signal: AbortSignal): Promise<Step> {
+  const read = await s.conn.reader.readLine(signal);
+  if (read.kind === 'eof') return 'close';
+  // The reader skips the rest of an over-long line by itself: answer and go on.
+  if (read.kind === 'too_long') return refuse(s, lineTooLongError());
+  const parsed = parseCommandLine(read.line);
+  if (!parsed.ok) return refuse(s, parsed.error);
+  const { command } = parsed;
+  const spec = PRELOGIN_COMMANDS.get(command.verb);
+  if (!spec) return refuse(s, new ProxyError('bad_input', 'Unknown command'));
+  if (!spec.states.includes(s.pendingUser === undefined ? 'authorization' : 'user_given')) {
+    return refuse(s, new ProxyError('bad_input', spec.wrongState ?? `${command.verb} is not valid now`));
+  }
+  const ctx = preLoginContext(s, signal);
+  if (spec.privacy === 'required' && ctx.plaintextRefused) {
+    await s.conn.send(POP3_REPLIES.plaintextRefused, signal);
+    return 'continue';
+  }
+  if (spec.privacy === 'before_tls' && !ctx.canStartTls) {
+    return refuse(s, new ProxyError('bad_input', ctx.isTls ? 'TLS is already active' : 'STLS is not offered on this port'));
+  }
+  let result;
+  try {
+    result = await spec.handle(ctx, command);
+  } catch (err) {
+    if (!(err instanceof ProxyError) || !['bad_input', 'auth_failed'].includes(err.code)) throw err;
+    if (err.code === 'auth_failed') s.log.info({ event: 'auth.fail', method: `AUTH ${command.args[0] ?? ''}`.trim(), reason: err.message }, 'login refused');
+    return refuse(s, err);
+  }
+  if (result.kind === 'continue') return 'continue';
+  if (result.kind === 'close') {
+    s.end.outcome = result.outcome;
+    return 'close';
+  }
+  return attemptLogin(s, result);
+}
+
+/**
+ * Answers a failed command. Bad commands are counted and after MAX_BAD_COMMANDS we hang up
+ * (a client that keeps getting the syntax wrong is broken or probing).
+ */
+async function refuse(s: Pop3Session, err: unknown): Promise<Step> {
+  const reply = pop3ErrorReply(err);
+  // A last reply is given up after a while: a client that does not read must not hold the session.
+  if (reply.close) await s.conn.goodbye(reply.line);
+  else await s.conn.send(reply.line, s.loginDeadline.signal);
+  if (err instanceof ProxyError && err.code !== 'bad_input') s.end.outcome = outcomeOf(err);
+  if (reply.close) return 'close';
+  if (err instanceof ProxyError && err.code === 'bad_input' && ++s.badCommands >= MAX_BAD_COMMANDS) {
+    await s.conn.goodbye(POP3_REPLIES.tooManyBadCommands);
+    s.end.outcome = 'too_many_bad_commands';
+    return 'close';
+  }
+  return 'continue';
+}
+
+/** The local login, then token and upstream login. A failure is answered and the client may retry. */
+async function attemptLogin(s: Pop3Session, request: LoginRequest): Promise<Step> {
+  let account: AccountSettings;
+  try {
+    account = await s.deps.accounts.authenticate(request.username, request.password, s.client);
+  } catch (err) {
+    s.log.info({ event: 'auth.fail', username: request.username, method: request.method, reason: describeError(err) }, 'local login refused');
+    return refuse(s, err);
+  }
+  s.end.account = account.username;
+  s.log.info({ event: 'auth.ok', account: account.username, method: request.method }, 'local login accepted');
+  try {
+    return await loginUpstream(s, account, request.password);
+  } catch (err) {
+    if (s.conn.closed.aborted) return 'close';
+    s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
+    return refuse(s, err);
+  }
+}
+
+/** A fresh token and the upstream login, retried once by the token manager on `token_rejected`. */
+async function loginUpstream(s: Pop3Session, account: AccountSettings, password: Secret): Promise<UpstreamPop3Session> {
+  const server = (s.deps.findServer ?? ((a) => a.servers.pop3))(account);
+  if (!server) throw new ProxyError('config_invalid', 'No POP3 server is configured for this account');
+  const parents = [s.conn.closed, ...(s.deps.shutdown ? [s.deps.shutdown] : [])];
+  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', AbortSignal.any(parents));
+  const { signal } = deadline;
+  try {
+    const options = { signal, password: account.flow === 'password' ? password : undefined };
+    const upstream = await s.deps.tokens.withFreshToken(account.username, options, (token) =>
+      s.metrics.upstreamLogin(() => loginPop3Upstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
+    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
+    return upstream;
+  } finally {
+    deadline.clear();
+  }
+}
+
+/** Pure relay, starting with the server's own +OK for the login, byte for byte. */
+async function relayLoggedIn(s: Pop3Session, upstream: UpstreamPop3Session): Promise<void> {
+  if (s.end.account) s.metrics.relaying(s.end.account);
+  const result = await relay(s.conn.socket, upstream.socket, {
+    clientLeftover: s.conn.takeLeftover(),
+    upstreamLeftover: Buffer.concat([upstream.reply, upstream.leftover]),
+    idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
+  });
+  Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
+}
