@@ -1,0 +1,139 @@
+import { isIP } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Authenticator, ClientInfo } from '../accounts/types.js';
+import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError, describeError } from '../errors.js';
+import { BACKEND_LOGIN_TIMEOUT_MS } from '../limits.js';
+import type { Logger } from '../log.js';
+import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
+import { startDeadline } from '../net/deadline.js';
+import { allowList } from '../net/listener.js';
+import { hostPort } from '../net/upstream.js';
+import type { Secret } from '../secret.js';
+import type { TokenManager } from '../tokens/types.js';
+import { loginSmtpUpstream, type UpstreamSmtpSession } from './upstream-client.js';
+
+/** What an SMTP listener needs; built once per listener by the composition root. */
+export interface SmtpSessionDeps {
+  listener: ListenerConfig;
+  /** Local logins, and the relay account by name (looked up per use, so a reload takes effect). */
+  accounts: Authenticator & { find(username: string): AccountSettings | undefined };
+  tokens: TokenManager;
+  log: Logger;
+  /** Required for STARTTLS and implicit TLS listeners. */
+  tlsContext?: SecureContext | undefined;
+  /** Where an account's mail is sent; default `account.servers.smtp`. */
+  findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
+  /** Sessions, bytes and upstream login times for /metrics and the status page. */
+  metrics?: SessionMetrics | undefined;
+}
+
+/** One client connection's state, read and updated by the hooks in transaction.ts and server.ts. */
+export interface SmtpSession {
+  readonly id: string;
+  readonly deps: SmtpSessionDeps;
+  readonly client: ClientInfo;
+  readonly log: Logger;
+  /** Aborts when the client connection has closed. */
+  readonly gone: AbortController;
+  readonly metrics: SessionRecorder;
+  /** The account mail is sent as: set by AUTH, or by MAIL from a relay network. */
+  account?: AccountSettings | undefined;
+  /** flow "password" only: the typed password, needed again when the upstream must be logged in anew. */
+  password?: Secret | undefined;
+  upstream?: UpstreamSmtpSession | undefined;
+  /** True while the upstream holds a transaction (MAIL sent) that a next MAIL must RSET first. */
+  upstreamDirty: boolean;
+  /** The transaction in progress: whether the client asked for SMTPUTF8, recipients the server took. */
+  smtpUtf8: boolean;
+  recipients: number;
+  readonly end: SessionSummary;
+}
+
+export interface SessionSummary {
+  account?: string | undefined;
+  method?: string | undefined;
+  messages: number;
+  recipients: number;
+  bytes: number;
+  outcome: string;
+}
+
+export function openSmtpSession(id: string, client: ClientInfo, deps: SmtpSessionDeps): SmtpSession {
+  return {
+    id,
+    deps,
+    client,
+    log: deps.log.child({ session: id, protocol: 'smtp', client: client.address }),
+    gone: new AbortController(),
+    metrics: (deps.metrics ?? NO_METRICS).openSession('smtp'),
+    upstreamDirty: false,
+    smtpUtf8: false,
+    recipients: 0,
+    end: { messages: 0, recipients: 0, bytes: 0, outcome: 'no_mail' },
+  };
+}
+
+/**
+ * Relay mode (SPEC section 4): the relay account, when this client may send without AUTH
+ * (the listener has `relay_account` and the client's address is in its `allow` networks).
+ */
+export function relayAccountFor(s: SmtpSession): AccountSettings | undefined {
+  const { listener, accounts } = s.deps;
+  if (!listener.relay_account) return undefined;
+  const networks = allowList(listener.allow);
+  // No networks means no relay: resolve.ts refuses such a config, this is the second lock.
+  if (!networks?.check(s.client.address, isIP(s.client.address) === 6 ? 'ipv6' : 'ipv4')) return undefined;
+  return accounts.find(listener.relay_account);
+}
+
+/** The local login (AUTH PLAIN or LOGIN), then the upstream login. Throws what the client is told. */
+export async function authenticateClient(s: SmtpSession, username: string, password: Secret, method: string): Promise<void> {
+  let account: AccountSettings;
+  try {
+    account = await s.deps.accounts.authenticate(username, password, s.client);
+  } catch (err) {
+    s.end.outcome = 'auth_failed';
+    s.log.info({ event: 'auth.fail', username, method, reason: describeError(err) }, 'local login refused');
+    throw err;
+  }
+  s.log.info({ event: 'auth.ok', account: account.username, method }, 'local login accepted');
+  const keep = account.flow === 'password' ? password : undefined;
+  await connectAs(s, account, keep);
+  Object.assign(s.end, { account: account.username, method });
+}
+
+/**
+ * Opens (or reopens) the upstream session as `account`: a fresh token and the upstream login,
+ * retried once by the token manager when the server rejects the token.
+ */
+export async function connectAs(s: SmtpSession, account: AccountSettings, password?: Secret): Promise<UpstreamSmtpSession> {
+  const server = (s.deps.findServer ?? ((a) => a.servers.smtp))(account);
+  if (!server) throw new ProxyError('config_invalid', 'No SMTP server is configured for this account');
+  await dropUpstream(s);
+  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', s.gone.signal);
+  const { signal } = deadline;
+  try {
+    const upstream = await s.deps.tokens.withFreshToken(account.username, { signal, password }, (token) =>
+      s.metrics.upstreamLogin(() => loginSmtpUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
+    Object.assign(s, { account, password, upstream, upstreamDirty: false });
+    s.metrics.relaying(account.username);
+    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
+    return upstream;
+  } catch (err) {
+    s.end.outcome = err instanceof ProxyError ? err.code : 'error';
+    s.log.warn({ event: 'login.fail', account: account.username, code: s.end.outcome, reason: describeError(err) }, 'upstream login failed');
+    throw err;
+  } finally {
+    deadline.clear();
+  }
+}
+
+/** Forgets the account and closes the upstream session (STARTTLS, RFC 3207 section 4.2, and the end). */
+export async function dropUpstream(s: SmtpSession, forgetAccount = false): Promise<void> {
+  const upstream = s.upstream;
+  s.upstream = undefined;
+  if (forgetAccount) Object.assign(s, { account: undefined, password: undefined });
+  await upstream?.quit();
+}
