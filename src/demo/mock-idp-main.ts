@@ -41,8 +41,8 @@ async function main(): Promise<void> {
     accessTokenLifetimeSec: Number(values.lifetime),
     rotateRefreshTokens: values.rotate,
   });
-  const { url, tokenUrl, introspectionUrl, deviceAuthorizationUrl } = idp;
-  process.stdout.write(`${JSON.stringify({ url, tokenUrl, introspectionUrl, deviceAuthorizationUrl })}\n`);
+  const { url, tokenUrl, introspectionUrl, deviceAuthorizationUrl, authorizeUrl, verificationUrl } = idp;
+  process.stdout.write(`${JSON.stringify({ url, tokenUrl, introspectionUrl, deviceAuthorizationUrl, authorizeUrl, verificationUrl })}\n`);
   const stop = () => void idp.close().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { CodeRegistry } from './mock-idp-codes.js';
 
 /**
  * The mock identity provider's memory: clients, users, issued tokens, pending device codes,
@@ -10,6 +11,8 @@ export interface MockClient {
   clientId: string;
   /** Absent: a public client (client_id only, no authentication). */
   clientSecret?: string | undefined;
+  /** Redirect URIs /authorize accepts; absent: any http(s) URL. */
+  redirectUris?: string[] | undefined;
 }
 
 export interface MockUser {
@@ -30,6 +33,11 @@ export interface GrantSettings {
   rotateRefreshTokens: boolean;
   /** Leave expires_in out of token responses (the client must assume a default). */
   omitExpiresIn: boolean;
+  /**
+   * Seconds a rotated-away refresh token keeps working (Okta's grace period, Auth0's reuse
+   * interval; Microsoft keeps old ones valid until they expire). 0: it dies at once.
+   */
+  rotationGraceSec: number;
 }
 
 interface AccessTokenEntry {
@@ -45,6 +53,8 @@ interface RefreshTokenEntry {
   scope: string;
   /** Bound to this client; undefined when minted directly by a test (any client may use it). */
   clientId: string | undefined;
+  /** Rotated away: usable until then (the grace period), epoch ms. */
+  graceUntil?: number | undefined;
 }
 
 interface DeviceEntry {
@@ -59,6 +69,8 @@ interface DeviceEntry {
 
 export interface IdpStateOptions {
   users: MockUser[];
+  /** Authorization codes for the authorization_code grant. */
+  codes: CodeRegistry;
   defaultScope: string;
   deviceCodeLifetimeSec: number;
   deviceCodeIntervalSec: number;
@@ -89,7 +101,19 @@ export function createIdpState(options: IdpStateOptions, settings: GrantSettings
   const accessTokens = new Map<string, AccessTokenEntry>();
   const refreshTokens = new Map<string, RefreshTokenEntry>();
   const deviceCodes = new Map<string, DeviceEntry>();
+  /** Each rotated refresh token and the one that replaced it (for tests that follow the chain). */
+  const successors = new Map<string, string>();
   const { now } = options;
+
+  /** The entry of a refresh token that may still be used, forgetting one whose grace has run out. */
+  function usableRefreshToken(token: string): RefreshTokenEntry | undefined {
+    const entry = refreshTokens.get(token);
+    if (entry?.graceUntil !== undefined && now() >= entry.graceUntil) {
+      refreshTokens.delete(token);
+      return undefined;
+    }
+    return entry;
+  }
 
   function issueAccessToken(username: string, scope: string, lifetimeSec: number, clientId?: string): string {
     const token = randomToken('at_');
@@ -118,15 +142,17 @@ export function createIdpState(options: IdpStateOptions, settings: GrantSettings
   function refreshGrant(form: URLSearchParams, client: MockClient): OAuthReply {
     const presented = form.get('refresh_token');
     if (!presented) return oauthError(400, 'invalid_request', 'refresh_token is missing');
-    const entry = refreshTokens.get(presented);
+    const entry = usableRefreshToken(presented);
     if (!entry) return oauthError(400, 'invalid_grant', 'the refresh token is invalid, expired or revoked');
     if (entry.clientId !== undefined && entry.clientId !== client.clientId) {
       return oauthError(400, 'invalid_grant', 'the refresh token was issued to another client');
     }
     let next = presented;
     if (settings.rotateRefreshTokens) {
-      refreshTokens.delete(presented);
       next = issueRefreshToken(entry.username, entry.scope, entry.clientId);
+      successors.set(presented, next);
+      if (settings.rotationGraceSec > 0) entry.graceUntil ??= now() + settings.rotationGraceSec * 1000;
+      else refreshTokens.delete(presented);
     }
     return tokenResponse(entry.username, entry.scope, client.clientId, settings.rotateRefreshTokens ? next : undefined);
   }
@@ -180,6 +206,14 @@ export function createIdpState(options: IdpStateOptions, settings: GrantSettings
     return tokenResponse(username, entry.scope, client.clientId, issueRefreshToken(username, entry.scope, client.clientId));
   }
 
+  /** RFC 6749 section 4.1.3, with the PKCE and redirect_uri checks of mock-idp-codes.ts. */
+  function authorizationCodeGrant(form: URLSearchParams, client: MockClient): OAuthReply {
+    const redeemed = options.codes.redeem(form, client);
+    if ('status' in redeemed) return redeemed;
+    const { username, scope } = redeemed;
+    return tokenResponse(username, scope, client.clientId, issueRefreshToken(username, scope, client.clientId));
+  }
+
   /** Token endpoint dispatch by grant_type (RFC 6749 section 4). */
   function grant(form: URLSearchParams, client: MockClient): OAuthReply {
     switch (form.get('grant_type')) {
@@ -191,6 +225,8 @@ export function createIdpState(options: IdpStateOptions, settings: GrantSettings
         return clientCredentialsGrant(form, client);
       case DEVICE_CODE_GRANT:
         return deviceCodeGrant(form, client);
+      case 'authorization_code':
+        return authorizationCodeGrant(form, client);
       case null:
         return oauthError(400, 'invalid_request', 'grant_type is missing');
       default:
@@ -283,7 +319,8 @@ export function createIdpState(options: IdpStateOptions, settings: GrantSettings
     validateAccessToken: (token: string) => introspect(token)?.username as string | undefined,
     issueAccessToken,
     issueRefreshToken,
-    isRefreshTokenActive: (token: string) => refreshTokens.has(token),
+    isRefreshTokenActive: (token: string) => usableRefreshToken(token) !== undefined,
+    successorOf: (token: string) => successors.get(token),
     revoke: (token: string) => refreshTokens.delete(token) || accessTokens.delete(token),
     revokeUser,
   };

@@ -1,14 +1,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { authenticateClient, clientIdOf, isReply, presentedToken, readForm, sendReply } from './mock-idp-http.js';
+import { createCodeRegistry } from './mock-idp-codes.js';
+import { serveAuthorize, serveDevice } from './mock-idp-pages.js';
 import {
   createIdpState, oauthError, DEVICE_CODE_GRANT, type GrantSettings, type MockClient, type MockUser, type OAuthReply,
 } from './mock-idp-state.js';
 
 /**
  * The project's mock OAuth 2.0 identity provider, for the demo, integration tests and the
- * Dovecot end-to-end tests: a token endpoint (refresh_token, password, client_credentials and
- * device_code grants), an RFC 8628 device authorization endpoint, an RFC 7662 introspection
+ * Dovecot end-to-end tests: a token endpoint (authorization_code with PKCE, refresh_token,
+ * password, client_credentials and device_code grants), a consent page (/authorize), an RFC 8628
+ * device authorization endpoint and verification page (/device), an RFC 7662 introspection
  * endpoint, and test controls (request log, failure modes, minting and revoking tokens).
  * Plain node:http on 127.0.0.1, dependency-free beyond node:*.
  */
@@ -22,7 +25,8 @@ export { DEVICE_CODE_GRANT, type MockClient, type MockUser };
  */
 export type FailMode = 'none' | 'http500' | 'html' | 'hang' | 'drop' | 'invalid_grant';
 
-export type MockEndpoint = 'token' | 'device_authorization' | 'introspect' | 'metadata' | 'other';
+export type MockEndpoint =
+  | 'token' | 'device_authorization' | 'introspect' | 'metadata' | 'authorize' | 'device_verification' | 'other';
 
 /** One request as the mock saw it. Never holds a secret. */
 export interface MockIdpRequest {
@@ -46,6 +50,8 @@ export interface MockIdpOptions {
   accessTokenLifetimeSec?: number;
   /** Default false: the refresh token stays the same. */
   rotateRefreshTokens?: boolean;
+  /** Seconds a rotated-away refresh token keeps working; default 0. */
+  rotationGraceSec?: number;
   omitExpiresIn?: boolean;
   /** Scope of tokens when a request names none. Default "mail". */
   defaultScope?: string;
@@ -62,7 +68,9 @@ export interface MockIdp extends GrantSettings {
   readonly tokenUrl: string;
   readonly introspectionUrl: string;
   readonly deviceAuthorizationUrl: string;
-  /** Where a person would type the device code (the page comes later). */
+  /** The consent page of the authorization code flow (PKCE S256 required). */
+  readonly authorizeUrl: string;
+  /** Where a person types the device code (RFC 8628 section 3.3). */
   readonly verificationUrl: string;
   failMode: FailMode;
   /** Every request in arrival order. */
@@ -75,6 +83,8 @@ export interface MockIdp extends GrantSettings {
   /** The username the token belongs to, or undefined (unknown, expired or revoked). */
   validateAccessToken(token: string): string | undefined;
   isRefreshTokenActive(refreshToken: string): boolean;
+  /** The refresh token that replaced this one at a rotation, if it was rotated. */
+  successorOf(refreshToken: string): string | undefined;
   /** Revokes one refresh (or access) token; later use gives invalid_grant. */
   revoke(token: string): boolean;
   /** Revokes every refresh and access token of a user; returns how many. */
@@ -92,6 +102,8 @@ const ENDPOINTS: Record<string, MockEndpoint> = {
   '/device_authorization': 'device_authorization',
   '/introspect': 'introspect',
   '/.well-known/oauth-authorization-server': 'metadata',
+  '/authorize': 'authorize',
+  '/device': 'device_verification',
 };
 
 function listen(server: ReturnType<typeof createServer>, host: string, port: number): Promise<AddressInfo> {
@@ -124,10 +136,12 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
     tokenUrl: `${url}/token`,
     introspectionUrl: `${url}/introspect`,
     deviceAuthorizationUrl: `${url}/device_authorization`,
+    authorizeUrl: `${url}/authorize`,
     verificationUrl: `${url}/device`,
     failMode: 'none',
     accessTokenLifetimeSec: options.accessTokenLifetimeSec ?? 3600,
     rotateRefreshTokens: options.rotateRefreshTokens ?? false,
+    rotationGraceSec: options.rotationGraceSec ?? 0,
     omitExpiresIn: options.omitExpiresIn ?? false,
     requests: [],
     count: (endpoint = 'token', grantType) =>
@@ -138,6 +152,7 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
       state.issueAccessToken(username, scope, lifetimeSec),
     validateAccessToken: (token) => state.validateAccessToken(token),
     isRefreshTokenActive: (token) => state.isRefreshTokenActive(token),
+    successorOf: (token) => state.successorOf(token),
     revoke: (token) => state.revoke(token),
     revokeUser: (username) => state.revokeUser(username),
     approveDevice: (userCode, username = users[0]?.username) => {
@@ -152,10 +167,12 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
     },
   };
 
+  const codes = createCodeRegistry(clients, defaultScope, now);
   // The grants read their settings (lifetime, rotation) from `idp` on every request.
   const state = createIdpState(
     {
       users,
+      codes,
       defaultScope,
       deviceCodeLifetimeSec: options.deviceCodeLifetimeSec ?? 600,
       deviceCodeIntervalSec: options.deviceCodeIntervalSec ?? 5,
@@ -163,6 +180,13 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
     },
     idp,
   );
+
+  const pageDeps = {
+    codes,
+    users,
+    approveDevice: (userCode: string, username: string) => state.approveDevice(userCode, username),
+    denyDevice: (userCode: string) => state.denyDevice(userCode),
+  };
 
   /** Applies the failure mode; true when the request has been dealt with. */
   function misbehave(req: IncomingMessage, res: ServerResponse, record: MockIdpRequest): boolean {
@@ -193,8 +217,10 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
         issuer: url,
         token_endpoint: idp.tokenUrl,
         device_authorization_endpoint: idp.deviceAuthorizationUrl,
+        authorization_endpoint: idp.authorizeUrl,
         introspection_endpoint: idp.introspectionUrl,
-        grant_types_supported: ['refresh_token', 'password', 'client_credentials', DEVICE_CODE_GRANT],
+        grant_types_supported: ['authorization_code', 'refresh_token', 'password', 'client_credentials', DEVICE_CODE_GRANT],
+        code_challenge_methods_supported: ['S256'],
         token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
       },
     };
@@ -236,6 +262,10 @@ export async function startMockIdp(options: MockIdpOptions = {}): Promise<MockId
     const record: MockIdpRequest = { endpoint, at: now(), status: 0 };
     idp.requests.push(record);
     try {
+      if (endpoint === 'authorize' || endpoint === 'device_verification') {
+        record.status = await (endpoint === 'authorize' ? serveAuthorize : serveDevice)(req, res, reqUrl, pageDeps);
+        return;
+      }
       const form = await readRequest(req, endpoint);
       if (!isReply(form)) {
         record.grantType = form.get('grant_type') ?? undefined;

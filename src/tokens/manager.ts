@@ -11,11 +11,14 @@ import type { TokenStore } from '../store/token-store.js';
 import {
   createEntry, createPasswordVerifier, isPersistentGrant, REFRESH_TOKEN_FLOWS, toStatus, type AccountEntry,
 } from './account-entry.js';
+import { accountFingerprint } from './account-fingerprint.js';
 import { createEntryStore } from './entry-store.js';
 import { createTokenProvider, noRefreshToken, staticTokenRejected } from './providers/index.js';
 import { backgroundDelay, isFresh, nextRetryDelay, type RefreshTiming } from './refresh-timing.js';
 import { raceSignal } from './wait.js';
-import type { ObtainContext, TokenGrant, TokenManager, TokenProviderFactory, TokenRequestOptions } from './types.js';
+import type {
+  AccountChanges, ObtainContext, TokenEvents, TokenGrant, TokenManager, TokenProviderFactory, TokenRequestOptions,
+} from './types.js';
 
 /**
  * The SPEC section 2 contract, written once for every flow: cache with a margin, one refresh
@@ -34,6 +37,8 @@ export interface TokenManagerOptions {
   /** Background refresh knobs (tests shorten them); default from limits.ts. */
   timing?: Partial<Omit<RefreshTiming, 'marginMs'>> | undefined;
   stopGraceMs?: number | undefined;
+  /** Metrics and the needs-authorization hook listen here. */
+  events?: TokenEvents | undefined;
 }
 
 type Trigger = 'login' | 'forced' | 'background';
@@ -103,6 +108,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   function logRefresh(entry: AccountEntry, trigger: Trigger, startedAt: number, err?: ProxyError): void {
     const fields = { event: 'token.refresh', account: entry.account.username, flow: entry.account.flow, trigger, durationMs: now() - startedAt };
+    notify(() => options.events?.refreshed?.({ account: fields.account, flow: fields.flow, trigger, outcome: err?.code ?? 'ok', durationMs: fields.durationMs }));
     if (!err) log.info({ ...fields, outcome: 'ok', expiresAt: entry.expiresAt }, 'access token refreshed');
     else if (err.code === 'auth_failed' || err.code === 'aborted') log.info({ ...fields, outcome: err.code }, err.message);
     else log.warn({ ...fields, outcome: err.code, error: describeError(err) }, 'access token refresh failed');
@@ -128,7 +134,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const first = entry.needsAuth === undefined && entry.lastError !== err.message;
     entry.state = 'needs_authorization';
     entry.lastError = err.message;
-    if (first) log.warn({ event: 'token.needs_authorization', account: entry.account.username, flow: entry.account.flow, reason: err.message }, err.message);
+    if (first) {
+      log.warn({ event: 'token.needs_authorization', account: entry.account.username, flow: entry.account.flow, reason: err.message }, err.message);
+      notify(() => options.events?.needsAuthorization?.({ account: entry.account.username, flow: entry.account.flow, reason: err.message }));
+    }
     if (err.code === 'token_expired') return; // static: nothing to remember, the config is the fix
     entry.needsAuth = { since: now(), reason: err.message };
     if (!isPersistentGrant(entry)) return;
@@ -160,6 +169,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   async function runRefresh(entry: AccountEntry, ctx: RefreshContext, trigger: Trigger): Promise<Secret> {
     const startedAt = now();
     const previous = entry.state === 'refreshing' ? 'unknown' : entry.state;
+    const grantBefore = entry.refreshToken;
     entry.state = 'refreshing';
     try {
       const grant = await entry.provider.obtain({ ...ctx, signal: shutdown.signal });
@@ -169,7 +179,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       return grant.accessToken;
     } catch (caught) {
       const err = toProxyError(caught, 'idp_unavailable', `token refresh for ${entry.account.username} failed`);
-      await fail(entry, err, previous);
+      // A sign-in that completed meanwhile brought a new grant: the old one failing says nothing.
+      if (entry.refreshToken === grantBefore) await fail(entry, err, previous);
       logRefresh(entry, trigger, startedAt, err);
       throw err;
     }
@@ -250,9 +261,72 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       .catch(() => undefined); // logged by runRefresh; `fail` rescheduled it
   }
 
+  /** Metrics and hooks must never break a refresh. */
+  function notify(call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      log.error({ event: 'token.event_failed', error: describeError(err) }, 'a token event listener failed');
+    }
+  }
+
+  async function authorize(username: string, grant: TokenGrant): Promise<void> {
+    const entry = lookup(username);
+    await ready(entry);
+    const { flow } = entry.account;
+    if (REFRESH_TOKEN_FLOWS.has(flow) && !grant.refreshToken) {
+      throw new ProxyError('needs_authorization', `the identity provider gave ${entry.account.username} no refresh token: ask for offline access (Microsoft: add offline_access to the scope)`);
+    }
+    clearTimeout(entry.timer);
+    entry.retryDelayMs = 0;
+    await accept(entry, grant, {});
+    log.info({ event: 'token.authorized', account: entry.account.username, flow, expiresAt: entry.expiresAt }, 'account authorized: new grant stored');
+    notify(() => options.events?.authorized?.({ account: entry.account.username, flow }));
+    schedule(entry);
+  }
+
   /** A refresh-token account with no token at all: say so at start, loudly, not at the first login. */
   function needsFirstGrant(entry: AccountEntry): boolean {
     return isPersistentGrant(entry) && entry.refreshToken === undefined && entry.needsAuth === undefined;
+  }
+
+  /** Loads the entry and starts its background refresh, or says at once that it needs a first grant. */
+  function activate(entry: AccountEntry): void {
+    ready(entry).then(
+      () => (needsFirstGrant(entry) ? markNeedsAuthorization(entry, noRefreshToken(entry.account)) : schedule(entry)),
+      (err: unknown) => log.error({ event: 'token.store_failed', account: entry.account.username, error: describeError(err) }, 'cannot load stored tokens'),
+    );
+  }
+
+  /**
+   * A reloaded account list. Unchanged accounts keep their entry (cached token, timer); removed
+   * ones lose theirs, their stored tokens stay; new and changed ones start from the store, after
+   * any refresh of the old entry has finished and been written, so that none reads a refresh
+   * token that is about to be rotated away.
+   */
+  async function replaceAccounts(accounts: AccountSettings[]): Promise<AccountChanges> {
+    const next = new Map(accounts.map((a) => [a.username.toLowerCase(), a]));
+    const changes: AccountChanges = { added: [], removed: [], changed: [] };
+    for (const [key, entry] of entries) {
+      if (next.has(key)) continue;
+      clearTimeout(entry.timer);
+      entries.delete(key);
+      changes.removed.push(entry.account.username);
+    }
+    for (const [key, account] of next) {
+      const old = entries.get(key);
+      if (old && accountFingerprint(old.account) === accountFingerprint(account)) continue;
+      if (old) {
+        clearTimeout(old.timer);
+        await old.inflight?.promise.catch(() => undefined);
+        await settled();
+      }
+      const entry = createEntry(account, factory(account));
+      entries.set(key, entry);
+      (old ? changes.changed : changes.added).push(account.username);
+      if (started && !stopping) activate(entry);
+    }
+    return changes;
   }
 
   // --- the contract ------------------------------------------------------------------------------
@@ -280,16 +354,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
     status: () => [...entries.values()].map(toStatus),
 
+    authorize,
+
     start() {
       if (started) return;
       started = true;
-      for (const entry of entries.values()) {
-        ready(entry).then(
-          () => (needsFirstGrant(entry) ? markNeedsAuthorization(entry, noRefreshToken(entry.account)) : schedule(entry)),
-          (err: unknown) => log.error({ event: 'token.store_failed', account: entry.account.username, error: describeError(err) }, 'cannot load stored tokens'),
-        );
-      }
+      for (const entry of entries.values()) activate(entry);
     },
+
+    replaceAccounts,
 
     async stop() {
       stopping = true;

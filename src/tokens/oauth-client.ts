@@ -32,15 +32,38 @@ export interface OAuthClient {
   /** RFC 6749 section 4.3 (Microsoft ROPC). */
   passwordGrant(username: string, password: Secret, signal: AbortSignal): Promise<TokenGrant>;
   clientCredentialsGrant(signal: AbortSignal): Promise<TokenGrant>;
+  /** RFC 8628 section 3.1: asks for a device code and a user code. */
+  deviceAuthorization(signal: AbortSignal): Promise<DeviceAuthorization>;
+  /** RFC 8628 section 3.4: one poll. `authorization_pending` and friends come back as ProxyErrors (see oauthErrorCode). */
+  deviceCodeGrant(deviceCode: Secret, signal: AbortSignal): Promise<TokenGrant>;
+  /**
+   * RFC 6749 section 4.1.3 with the RFC 7636 code_verifier. `callback` must have passed
+   * `checkAuthorizationResponse` (state checked, no error).
+   */
+  authorizationCodeGrant(callback: URLSearchParams, redirectUri: string, codeVerifier: Secret, signal: AbortSignal): Promise<TokenGrant>;
+  /** Brands a callback whose state and error the caller has checked, for `authorizationCodeGrant`. */
+  checkAuthorizationResponse(callback: URLSearchParams, expectedState: string): URLSearchParams;
+}
+
+/** What a device authorization endpoint answered (RFC 8628 section 3.2). */
+export interface DeviceAuthorization {
+  deviceCode: Secret;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete?: string | undefined;
+  /** Seconds the codes live. */
+  expiresIn: number;
+  /** Seconds between polls (default 5, RFC 8628 section 3.2). */
+  interval: number;
 }
 
 type Send = (options: oauth.TokenEndpointRequestOptions) => Promise<Response>;
 type Process = (response: Response) => Promise<oauth.TokenEndpointResponse>;
 
 /** True for http on loopback (the mock identity provider); https is false; anything else is refused. */
-function needsInsecureRequests(tokenUrl: string): boolean {
+function needsInsecureRequests(tokenUrl: string, what = 'token endpoint'): boolean {
   if (!isAllowedTokenUrl(tokenUrl)) {
-    throw new ProxyError('config_invalid', `token endpoint ${tokenUrl} must be https (plain http only on a loopback address)`);
+    throw new ProxyError('config_invalid', `${what} ${tokenUrl} must be https (plain http only on a loopback address)`);
   }
   return new URL(tokenUrl).protocol === 'http:';
 }
@@ -87,11 +110,15 @@ function toGrant(body: oauth.TokenEndpointResponse, now: number): TokenGrant {
 }
 
 export function createOAuthClient(settings: OAuthClientSettings, options: OAuthClientOptions = {}): OAuthClient {
-  const timeoutMs = options.timeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? settings.timeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS;
   const now = options.now ?? Date.now;
-  const insecure = needsInsecureRequests(settings.tokenUrl);
   const host = new URL(settings.tokenUrl).host;
-  const as: oauth.AuthorizationServer = { issuer: new URL(settings.tokenUrl).origin, token_endpoint: settings.tokenUrl };
+  const token = { host, insecure: needsInsecureRequests(settings.tokenUrl) };
+  const as: oauth.AuthorizationServer = {
+    issuer: new URL(settings.tokenUrl).origin,
+    token_endpoint: settings.tokenUrl,
+    device_authorization_endpoint: settings.deviceAuthorizationUrl,
+  };
   let caLoad: Promise<string[] | undefined> | undefined;
 
   function client(): oauth.Client {
@@ -117,9 +144,9 @@ export function createOAuthClient(settings: OAuthClientSettings, options: OAuthC
     });
   }
 
-  /** One token endpoint round trip with a deadline; every failure classified. */
-  async function exchange(signal: AbortSignal, send: Send, process: Process): Promise<TokenGrant> {
-    if (signal.aborted) throw new ProxyError('aborted', `token request to ${host} aborted`, { cause: signal.reason });
+  /** One round trip to an endpoint of the identity provider with a deadline; every failure classified. */
+  async function call<R>(signal: AbortSignal, send: Send, process: (res: Response) => Promise<R>, endpoint = token): Promise<R> {
+    if (signal.aborted) throw new ProxyError('aborted', `token request to ${endpoint.host} aborted`, { cause: signal.reason });
     const nodeFetch = createNodeFetch({ ca: await loadCa(), maxBytes: MAX_TOKEN_RESPONSE_BYTES });
     const timeout = AbortSignal.timeout(timeoutMs);
     let status: number | undefined;
@@ -128,15 +155,26 @@ export function createOAuthClient(settings: OAuthClientSettings, options: OAuthC
       [oauth.customFetch]: async (url: string, init: NodeFetchInit) => {
         const res = await nodeFetch(url, init);
         status = res.status;
-        return res.status === 200 ? tidyTokenResponse(res) : res;
+        return res.status === 200 && endpoint === token ? tidyTokenResponse(res) : res;
       },
-      ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
+      ...(endpoint.insecure ? { [oauth.allowInsecureRequests]: true } : {}),
     };
     try {
-      return toGrant(await process(await send(requestOptions)), now());
+      return await process(await send(requestOptions));
     } catch (err) {
-      throw await classifyTokenError(err, { host, status, timeoutMs, callerAborted: signal.aborted, timedOut: timeout.aborted });
+      const info = { host: endpoint.host, status, timeoutMs, callerAborted: signal.aborted, timedOut: timeout.aborted };
+      throw await classifyTokenError(err, info);
     }
+  }
+
+  async function exchange(signal: AbortSignal, send: Send, process: Process): Promise<TokenGrant> {
+    return toGrant(await call(signal, send, process), now());
+  }
+
+  function deviceEndpoint(): { host: string; insecure: boolean } {
+    const url = settings.deviceAuthorizationUrl;
+    if (!url) throw new ProxyError('config_invalid', `no device_authorization_url configured for token endpoint ${host}`);
+    return { host: new URL(url).host, insecure: needsInsecureRequests(url, 'device authorization endpoint') };
   }
 
   return {
@@ -166,5 +204,51 @@ export function createOAuthClient(settings: OAuthClientSettings, options: OAuthC
         (res) => oauth.processClientCredentialsResponse(as, c, res),
       );
     },
+    deviceAuthorization: async (signal) => {
+      const c = client();
+      const endpoint = deviceEndpoint();
+      const body = await call(
+        signal,
+        (o) => oauth.deviceAuthorizationRequest(as, c, clientAuth(), scopeParameters(), o),
+        (res) => oauth.processDeviceAuthorizationResponse(as, c, res),
+        endpoint,
+      );
+      return toDeviceAuthorization(body);
+    },
+    deviceCodeGrant: async (deviceCode, signal) => {
+      const c = client();
+      return exchange(
+        signal,
+        (o) => oauth.deviceCodeGrantRequest(as, c, clientAuth(), deviceCode.reveal(), o),
+        (res) => oauth.processDeviceCodeResponse(as, c, res),
+      );
+    },
+    authorizationCodeGrant: async (callback, redirectUri, codeVerifier, signal) => {
+      const c = client();
+      return exchange(
+        signal,
+        (o) => oauth.authorizationCodeGrantRequest(as, c, clientAuth(), callback, redirectUri, codeVerifier.reveal(), o),
+        (res) => oauth.processAuthorizationCodeResponse(as, c, res),
+      );
+    },
+    checkAuthorizationResponse: (callback, expectedState) => {
+      // RFC 9207 `iss` would be checked against issuer metadata we do not have (no discovery;
+      // Google's `iss` is not its token endpoint's origin). Each sign-in talks to one identity
+      // provider and binds its answer by `state`, which is what mix-up defence needs here.
+      const params = new URLSearchParams(callback);
+      params.delete('iss');
+      return oauth.validateAuthResponse(as, client(), params, expectedState);
+    },
+  };
+}
+
+function toDeviceAuthorization(body: oauth.DeviceAuthorizationResponse): DeviceAuthorization {
+  return {
+    deviceCode: new Secret(body.device_code),
+    userCode: body.user_code,
+    verificationUri: body.verification_uri,
+    verificationUriComplete: body.verification_uri_complete,
+    expiresIn: body.expires_in,
+    interval: typeof body.interval === 'number' && body.interval > 0 ? body.interval : 5,
   };
 }

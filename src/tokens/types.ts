@@ -65,8 +65,46 @@ export interface TokenManager {
    */
   withFreshToken<T>(username: string, options: TokenRequestOptions, use: (token: Secret) => Promise<T>): Promise<T>;
   status(): AccountTokenStatus[];
+  /**
+   * Takes the grant of an interactive sign-in (device code or browser, see device-flow.ts and
+   * browser-flow.ts): stores its refresh token, clears "needs authorization" in memory and in
+   * the store, and schedules the background refresh. Throws ProxyError `needs_authorization`
+   * when the grant has no refresh token for a flow that needs one.
+   */
+  authorize(username: string, grant: TokenGrant): Promise<void>;
+  /**
+   * Applies a reloaded account list (SIGHUP): unchanged accounts keep their cached tokens, new
+   * and changed ones start from the store, removed ones are dropped (their stored tokens kept).
+   */
+  replaceAccounts(accounts: AccountSettings[]): Promise<AccountChanges>;
   /** Starts background refresh timers. */
   start(): void;
   /** Stops timers and waits for in-flight store writes. */
   stop(): Promise<void>;
+}
+
+/** One refresh, as the manager saw it (for metrics). */
+export interface TokenRefreshEvent {
+  account: string;
+  flow: Flow;
+  trigger: 'login' | 'forced' | 'background';
+  /** `ok`, or the ProxyError code of the failure. */
+  outcome: string;
+  durationMs: number;
+}
+
+/** What the token manager tells the rest of the proxy (metrics, the needs-authorization hook). Never a token. */
+export interface TokenEvents {
+  refreshed?(event: TokenRefreshEvent): void;
+  /** Called once per transition into "needs authorization", not once per login. */
+  needsAuthorization?(event: { account: string; flow: Flow; reason: string }): void;
+  /** An interactive sign-in gave the account a new grant. */
+  authorized?(event: { account: string; flow: Flow }): void;
+}
+
+/** What a reload changed, by user name. */
+export interface AccountChanges {
+  added: string[];
+  removed: string[];
+  changed: string[];
 }

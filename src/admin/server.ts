@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { isLoopbackListen, type AccountSettings, type AdminSettings } from '../config/resolve.js';
+import { describeError, isProxyError, ProxyError } from '../errors.js';
+import { ADMIN_REQUEST_TIMEOUT_MS, MAX_ADMIN_BODY_BYTES } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { DeviceFlowOptions } from '../tokens/device-flow.js';
+import { CALLBACK_PATH } from '../tokens/loopback-redirect.js';
+import type { OAuthClientOptions } from '../tokens/oauth-client.js';
+import type { SignInMethod } from '../tokens/sign-in-method.js';
+import type { TokenManager } from '../tokens/types.js';
+import { createAccessCheck, type AccessCheck } from './access.js';
+import type { ProxyMetrics } from './metrics.js';
+import { createSignInService, type SignInService } from './sign-in.js';
+import { accountRows } from './status-model.js';
+import { renderMessagePage, renderStatusPage } from './status-page.js';
+
+/**
+ * The admin HTTP listener (SPEC section 6): /healthz, /metrics (Prometheus), the status page,
+ * /api/status (what the page polls), POST /sign-in and the OAuth redirect /oauth/callback.
+ * Loopback unless credentials are configured; see access.ts for who may use it.
+ */
+
+export interface AdminServerOptions {
+  settings: AdminSettings;
+  accounts: AccountSettings[];
+  tokens: TokenManager;
+  metrics: ProxyMetrics;
+  log: Logger;
+  /** True while the mail listeners are up. */
+  healthy: () => boolean;
+  now?: (() => number) | undefined;
+  oauth?: OAuthClientOptions | undefined;
+  device?: DeviceFlowOptions | undefined;
+}
+
+export interface AdminServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
+
+interface Ctx extends AdminServerOptions {
+  signIn: SignInService;
+  now: () => number;
+}
+
+/** Paths anyone may call: health reveals one word, and the callback is bound to a `state` only we handed out. */
+const OPEN_PATHS = new Set(['/healthz', CALLBACK_PATH]);
+
+function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(303, { location, 'cache-control': 'no-store' }).end();
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ADMIN_BODY_BYTES) throw new ProxyError('limit_exceeded', 'request body too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Forms may only be posted by our own page (a cross-site form could otherwise start sign-ins). */
+function sameOrigin(req: IncomingMessage, publicUrl: string | undefined): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser, or one too old to say: credentials still apply
+  if (origin === 'null') return false;
+  const host = new URL(origin).host;
+  return host === req.headers.host || (publicUrl !== undefined && host === new URL(publicUrl).host);
+}
+
+/** Where the identity provider sends the browser back: public_url, else the address the browser used. */
+function redirectUriFor(ctx: Ctx, req: IncomingMessage, fallbackHost: string): string {
+  if (ctx.settings.publicUrl) return `${ctx.settings.publicUrl}${CALLBACK_PATH}`;
+  const host = req.headers.host;
+  const safe = host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : fallbackHost;
+  return `http://${safe}${CALLBACK_PATH}`;
+}
+
+function routes(ctx: Ctx, host: () => string): Record<string, Route> {
+  const rows = () => accountRows({ accounts: ctx.accounts, status: ctx.tokens.status, activeSessions: ctx.metrics.activeSessions, signIn: ctx.signIn.view, now: ctx.now });
+  return {
+    'GET /healthz': (_req, res) => (ctx.healthy() ? send(res, 200, 'text/plain', 'ok\n') : send(res, 503, 'text/plain', 'listeners down\n')),
+    'GET /metrics': async (_req, res) => send(res, 200, ctx.metrics.contentType, await ctx.metrics.render()),
+    'GET /api/status': (_req, res) => send(res, 200, 'application/json', JSON.stringify({ accounts: rows() })),
+    'GET /': (_req, res) => {
+      const nonce = randomBytes(16).toString('base64');
+      const csp = `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'`;
+      send(res, 200, 'text/html; charset=utf-8', renderStatusPage(rows(), nonce, ctx.now()), { 'content-security-policy': csp });
+    },
+    'POST /sign-in': async (req, res) => {
+      if (!sameOrigin(req, ctx.settings.publicUrl)) return send(res, 403, 'text/plain', 'cross-site form refused\n');
+      const form = await readForm(req);
+      const method = form.get('method');
+      const started = await ctx.signIn.start(form.get('account') ?? '', redirectUriFor(ctx, req, host()), (method ?? undefined) as SignInMethod | undefined);
+      redirect(res, started.method === 'browser' ? started.authorizeUrl : './');
+    },
+    [`GET ${CALLBACK_PATH}`]: async (_req, res, url) => {
+      try {
+        await ctx.signIn.callback(url.searchParams);
+        redirect(res, '../');
+      } catch (err) {
+        const text = isProxyError(err) ? err.message : 'the sign-in failed; see the log';
+        send(res, 400, 'text/html; charset=utf-8', renderMessagePage('Sign-in did not complete', text));
+      }
+    },
+  };
+}
+
+/** Credentials, then the route; every failure answered in one place. */
+function handler(table: Record<string, Route>, access: AccessCheck, log: Logger) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const route = table[`${req.method} ${url.pathname}`];
+    void (async () => {
+      if (!OPEN_PATHS.has(url.pathname) && !(await access.allows(req))) {
+        return send(res, 401, 'text/plain', 'authentication required\n', { 'www-authenticate': access.challenge });
+      }
+      if (!route) return send(res, 404, 'text/plain', 'not found\n');
+      await route(req, res, url);
+    })().catch((err: unknown) => {
+      const status = isProxyError(err, 'bad_input') || isProxyError(err, 'limit_exceeded') ? 400 : isProxyError(err, 'config_invalid') ? 409 : 502;
+      log.warn({ event: 'admin.error', path: url.pathname, error: describeError(err) }, 'admin request failed');
+      if (!res.headersSent) send(res, status, 'text/html; charset=utf-8', renderMessagePage('Request failed', isProxyError(err) ? err.message : 'internal error'));
+      else res.destroy();
+    });
+  };
+}
+
+function listen(server: Server, hostPort: string): Promise<AddressInfo> {
+  const split = hostPort.lastIndexOf(':');
+  const host = hostPort.slice(0, split).replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new ProxyError('config_invalid', `admin listener cannot listen on ${hostPort}`, { cause: err })));
+    server.listen(Number(hostPort.slice(split + 1)), host, () => resolve(server.address() as AddressInfo));
+  });
+}
+
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { settings, log } = options;
+  const access = createAccessCheck(settings);
+  if (!isLoopbackListen(settings.listen) && !access.required) {
+    throw new ProxyError('config_invalid', `admin.listen ${settings.listen} is reachable from other machines: set admin.password (or password_hash) or admin.bearer_token first`);
+  }
+  const ctx: Ctx = { ...options, now: options.now ?? Date.now, signIn: createSignInService({ ...options, now: options.now }) };
+  let hostHeader = settings.listen;
+  const table = routes(ctx, () => hostHeader);
+  const sockets = new Set<Socket>();
+
+  const server = createServer(handler(table, access, log));
+  server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
+  server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const address = await listen(server, settings.listen);
+  hostHeader = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = `http://${hostHeader}/`;
+  log.info({ event: 'admin.start', host: address.address, port: address.port, authentication: access.required }, `admin listening on ${url}`);
+  return {
+    url,
+    port: address.port,
+    close: async () => {
+      ctx.signIn.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,209 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../../src/accounts/password.js';
+import { createProxyMetrics, type ProxyMetrics } from '../../../src/admin/metrics.js';
+import { startAdminServer, type AdminServer } from '../../../src/admin/server.js';
+import type { AccountSettings, AdminSettings } from '../../../src/config/resolve.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { startMockIdp, type MockIdp } from '../../../src/demo/mock-idp.js';
+import { isProxyError } from '../../../src/errors.js';
+import { Secret } from '../../../src/secret.js';
+import { openFileStore } from '../../../src/store/file-store.js';
+import type { TokenStore } from '../../../src/store/token-store.js';
+import { defaultSleep } from '../../../src/tokens/device-flow.js';
+import { createTokenManager } from '../../../src/tokens/manager.js';
+import type { TokenManager } from '../../../src/tokens/types.js';
+import { parsePrometheusText } from '../../fakes/prometheus.js';
+import { accountFor, captureLogger, tempDir, waitFor } from '../../fakes/token-fixtures.js';
+
+const USER = 'alice@example.com';
+
+interface Rig {
+  idp: MockIdp;
+  admin: AdminServer;
+  tokens: TokenManager;
+  metrics: ProxyMetrics;
+  store: TokenStore;
+  account: AccountSettings;
+  close(): Promise<void>;
+}
+
+const rigs: Rig[] = [];
+afterEach(async () => {
+  for (const rig of rigs.splice(0)) await rig.close();
+});
+
+async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSettings['flow'] = 'authorization_code'): Promise<Rig> {
+  // The device flow's waits move the mock's clock instead of taking seconds.
+  let skipped = 0;
+  const idp = await startMockIdp({ users: [{ username: USER, password: 'pw' }], now: () => Date.now() + skipped });
+  const dir = await tempDir();
+  const store = await openFileStore({ path: join(dir, 'tokens.enc'), keyFile: join(dir, 'tokens.key') }, {});
+  const account = accountFor(idp.tokenUrl, { flow });
+  account.oauth = { ...account.oauth, authorizeUrl: idp.authorizeUrl, deviceAuthorizationUrl: idp.deviceAuthorizationUrl };
+  const { log } = captureLogger();
+  let tokens: TokenManager | undefined;
+  const metrics = createProxyMetrics({ accounts: () => tokens?.status() ?? [], defaultMetrics: false });
+  tokens = createTokenManager({ accounts: [account], store, log, events: metrics });
+  tokens.start();
+  const admin = await startAdminServer({
+    settings: { listen: '127.0.0.1:0', username: 'admin', ...settings },
+    accounts: [account],
+    tokens,
+    metrics,
+    log,
+    healthy: () => true,
+    device: {
+      sleep: (ms, signal) => {
+        skipped += ms;
+        return defaultSleep(20, signal);
+      },
+    },
+  });
+  const rig: Rig = {
+    idp, admin, tokens, metrics, store, account,
+    async close() {
+      await admin.close();
+      await tokens!.stop();
+      await store.close();
+      await idp.close();
+    },
+  };
+  rigs.push(rig);
+  return rig;
+}
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+async function statusOf(rig: Rig, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const res = await fetch(`${rig.admin.url}api/status`, { headers });
+  const body = (await res.json()) as { accounts: Record<string, unknown>[] };
+  return body.accounts[0]!;
+}
+
+describe('admin listener: who may use it', () => {
+  it('refuses to listen on a non-loopback address without credentials', async () => {
+    const { log } = captureLogger();
+    const metrics = createProxyMetrics({ accounts: () => [], defaultMetrics: false });
+    const tokens = createTokenManager({ accounts: [], store: { get: async () => undefined, put: async () => {}, delete: async () => {}, close: async () => {} }, log });
+    for (const listen of ['0.0.0.0:0', '[::]:0']) {
+      const err = await startAdminServer({ settings: { listen, username: 'admin' }, accounts: [], tokens, metrics, log, healthy: () => true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isProxyError(err, 'config_invalid'), String(err)).toBe(true);
+      expect((err as Error).message).toMatch(/reachable from other machines: set admin\.password .* admin\.bearer_token/);
+    }
+    // The config file says so too, naming the key.
+    expect(() => parseConfig('listeners: [{protocol: imap, listen: "127.0.0.1:1143"}]\nadmin: { listen: "0.0.0.0:8025" }\n')).toThrow(/admin\.listen: 0\.0\.0\.0:8025 is reachable from other machines/);
+    expect(() => parseConfig('listeners: [{protocol: imap, listen: "127.0.0.1:1143"}]\nadmin: { listen: "0.0.0.0:8025", password: pw }\n')).not.toThrow();
+  });
+
+  it('with a password set, refuses requests without it (401 with a Basic challenge), except /healthz', async () => {
+    const rig = await startRig({ password: new Secret('s3cret') });
+    for (const path of ['', 'metrics', 'api/status']) {
+      const none = await fetch(`${rig.admin.url}${path}`);
+      expect(none.status, path).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+      expect((await fetch(`${rig.admin.url}${path}`, { headers: { authorization: basic('admin', 'wrong') } })).status).toBe(401);
+      expect((await fetch(`${rig.admin.url}${path}`, { headers: { authorization: basic('root', 's3cret') } })).status).toBe(401);
+      expect((await fetch(`${rig.admin.url}${path}`, { headers: { authorization: basic('admin', 's3cret') } })).status).toBe(200);
+    }
+    const signIn = await fetch(`${rig.admin.url}sign-in`, { method: 'POST', body: new URLSearchParams({ account: USER }), redirect: 'manual' });
+    expect(signIn.status).toBe(401);
+    expect(rig.idp.requests).toHaveLength(0);
+    expect((await fetch(`${rig.admin.url}healthz`)).status).toBe(200);
+  });
+
+  it('accepts a password_hash and a bearer token', async () => {
+    const rig = await startRig({ passwordHash: await hashPassword(new Secret('hashed pw'), 10), bearerToken: new Secret('t'.repeat(32)) });
+    expect((await fetch(`${rig.admin.url}metrics`, { headers: { authorization: basic('admin', 'hashed pw') } })).status).toBe(200);
+    expect((await fetch(`${rig.admin.url}metrics`, { headers: { authorization: basic('admin', 'hashed pW') } })).status).toBe(401);
+    expect((await fetch(`${rig.admin.url}metrics`, { headers: { authorization: `Bearer ${'t'.repeat(32)}` } })).status).toBe(200);
+    expect((await fetch(`${rig.admin.url}metrics`, { headers: { authorization: `Bearer ${'t'.repeat(31)}u` } })).status).toBe(401);
+  });
+
+  it('refuses a sign-in form posted from another site', async () => {
+    const rig = await startRig();
+    const res = await fetch(`${rig.admin.url}sign-in`, {
+      method: 'POST', body: new URLSearchParams({ account: USER }), redirect: 'manual', headers: { 'sec-fetch-site': 'cross-site' },
+    });
+    expect(res.status).toBe(403);
+    expect(rig.idp.requests).toHaveLength(0);
+  });
+});
+
+describe('admin listener: metrics and status', () => {
+  it('/metrics is Prometheus text format and moves with sessions and refreshes', async () => {
+    const rig = await startRig();
+    const before = parsePrometheusText(await (await fetch(`${rig.admin.url}metrics`)).text());
+    expect(before.types.get('oauth_mail_proxy_sessions_total')).toBe('counter');
+    expect(before.types.get('oauth_mail_proxy_upstream_login_duration_seconds')).toBe('histogram');
+    expect(before.sum('oauth_mail_proxy_accounts_needing_authorization')).toBe(1); // no grant yet
+    const session = rig.metrics.openSession('imap');
+    await session.upstreamLogin(async () => 'logged in');
+    session.relaying(USER);
+    expect(((await statusOf(rig)).activeSessions)).toBe(1);
+    session.ended({ account: USER, outcome: 'relayed', bytesFromClient: 120, bytesFromServer: 4567 });
+    const after = parsePrometheusText(await (await fetch(`${rig.admin.url}metrics`)).text());
+    expect(after.sum('oauth_mail_proxy_sessions_total', { protocol: 'imap', outcome: 'relayed' })).toBe(1);
+    expect(after.sum('oauth_mail_proxy_relayed_bytes_total', { direction: 'from_server' })).toBe(4567);
+    expect(after.sum('oauth_mail_proxy_upstream_login_duration_seconds_count', { outcome: 'ok' })).toBe(1);
+    expect(((await statusOf(rig)).activeSessions)).toBe(0);
+  });
+
+  it('a browser sign-in from the status page: redirect to the identity provider, callback, state ok', async () => {
+    const rig = await startRig();
+    expect(await statusOf(rig)).toMatchObject({ state: 'needs_authorization', signInMethods: ['browser', 'device'] });
+    const page = await (await fetch(rig.admin.url)).text();
+    expect(page).toMatch(/needs authorization/);
+    expect(page).toMatch(/<button class="primary" type="submit">Sign in<\/button>/);
+    const started = await fetch(`${rig.admin.url}sign-in`, { method: 'POST', body: new URLSearchParams({ account: USER }), redirect: 'manual' });
+    expect(started.status).toBe(303);
+    const authorize = new URL(started.headers.get('location')!);
+    expect(authorize.origin + authorize.pathname).toBe(rig.idp.authorizeUrl);
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`${rig.admin.url}oauth/callback`);
+    const form = new URLSearchParams(authorize.searchParams);
+    form.set('decision', 'approve');
+    const approved = await fetch(rig.idp.authorizeUrl, { method: 'POST', body: form, redirect: 'manual' });
+    const callback = approved.headers.get('location')!;
+    // A forged answer is refused and changes nothing.
+    const forged = await fetch(callback.replace(/state=[^&]+/, 'state=forged'), { redirect: 'manual' });
+    expect(forged.status).toBe(400);
+    expect(await forged.text()).toMatch(/no sign-in in progress/);
+    const back = await fetch(callback, { redirect: 'manual' });
+    expect(back.status).toBe(303);
+    expect(await statusOf(rig)).toMatchObject({ state: 'ok', lastError: '' });
+    expect(rig.idp.validateAccessToken((await rig.tokens.getToken(USER, { signal: AbortSignal.timeout(5000) })).reveal())).toBe(USER);
+    expect((await rig.store.get(USER))?.needsAuthorization).toBeUndefined();
+  });
+
+  it('a device sign-in shows the code on the page and turns ok once approved', async () => {
+    const rig = await startRig({}, 'device_code');
+    expect(await statusOf(rig)).toMatchObject({ signInMethods: ['device', 'browser'] });
+    const started = await fetch(`${rig.admin.url}sign-in`, { method: 'POST', body: new URLSearchParams({ account: USER, method: 'device' }), redirect: 'manual' });
+    expect(started.status).toBe(303);
+    const row = await statusOf(rig);
+    const device = row.device as { userCode: string; verificationUri: string };
+    expect(device.verificationUri).toBe(rig.idp.verificationUrl);
+    expect(await (await fetch(rig.admin.url)).text()).toContain(device.userCode);
+    const approved = await fetch(rig.idp.verificationUrl, { method: 'POST', body: new URLSearchParams({ user_code: device.userCode, username: USER, decision: 'approve' }) });
+    expect(approved.status).toBe(200);
+    await waitFor(() => rig.tokens.status()[0]?.state === 'ok');
+    expect((await statusOf(rig)).state).toBe('ok');
+    expect((await statusOf(rig)).device).toBeUndefined();
+  });
+
+  it('a denied device sign-in is shown in plain words', async () => {
+    const rig = await startRig({}, 'device_code');
+    await fetch(`${rig.admin.url}sign-in`, { method: 'POST', body: new URLSearchParams({ account: USER }), redirect: 'manual' });
+    const device = (await statusOf(rig)).device as { userCode: string };
+    rig.idp.denyDevice(device.userCode);
+    let row: Record<string, unknown> = {};
+    for (let i = 0; i < 100 && !row.lastError?.toString().includes('declined'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      row = await statusOf(rig);
+    }
+    expect(row).toMatchObject({ state: 'needs_authorization', lastError: expect.stringMatching(/^Sign-in: the sign-in was declined/) });
+  });
+});
