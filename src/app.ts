@@ -1,13 +1,21 @@
 import { dirname } from 'node:path';
 import { AccountRegistry } from './accounts/registry.js';
+import { LoginThrottle } from './accounts/throttle.js';
+import { registerAuthMetrics } from './admin/auth-metrics.js';
+import { createProxyMetrics, type ProxyMetrics } from './admin/metrics.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
+import { combineTokenEvents, createNeedsAuthorizationHook } from './hooks.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/resolve.js';
 import type { ListenerConfig } from './config/schema.js';
-import { ProxyError } from './errors.js';
 import { handleImapConnection } from './imap/session.js';
+import { createSmtpHandler } from './smtp/server.js';
+import { handlePop3Connection } from './pop3/session.js';
 import { SHUTDOWN_DEADLINE_MS } from './limits.js';
 import { createLogger, type Logger } from './log.js';
+import { ListenerSet, type RunningListener } from './listener-set.js';
 import { startListener, type ConnectionHandler, type Listener } from './net/listener.js';
+import { reloadApp } from './reload.js';
 import { createLocalTlsContext } from './net/local-tls.js';
 import { openFileStore } from './store/file-store.js';
 import type { TokenStore } from './store/token-store.js';
@@ -26,14 +34,20 @@ export interface App {
   tokens: TokenManager;
   store: TokenStore;
   listeners: RunningListener[];
+  metrics: ProxyMetrics;
+  /** The admin listener, when `admin` is configured. */
+  admin?: AdminServer | undefined;
   /** Stops accepting, lets sessions finish up to the deadline, then closes everything. */
   close(deadlineMs?: number): Promise<void>;
+  /**
+   * Applies a changed config without dropping a session (SIGHUP): accounts added, removed and
+   * changed, listeners started, stopped and changed, the log level. What cannot change while
+   * running (token store, admin listener, login throttle, hooks) is named in a warning.
+   */
+  reload(config: Config): Promise<void>;
 }
 
-export interface RunningListener {
-  config: ListenerConfig;
-  listener: Listener;
-}
+export type { RunningListener };
 
 export interface StartOptions {
   log?: Logger;
@@ -48,46 +62,66 @@ export async function startAppFromFile(configPath: string, options: StartOptions
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const log = options.log ?? createLogger({ level: config.log.level, format: config.log.format });
   const store = await openFileStore(config.tokenStore, options.env ?? process.env);
-  const accounts = new AccountRegistry(config.accounts, log);
-  const tokens = createTokenManager({ accounts: config.accounts, store, log });
-  const listeners: RunningListener[] = [];
+  const metrics = createProxyMetrics({ accounts: () => tokens.status() });
+  const throttle = new LoginThrottle(config.loginThrottle);
+  const accounts = new AccountRegistry(config.accounts, log, throttle, registerAuthMetrics(metrics.registry, throttle));
+  const hook = config.hooks?.needsAuthorization ? createNeedsAuthorizationHook(config.hooks.needsAuthorization, log) : undefined;
+  const tokens = createTokenManager({ accounts: config.accounts, store, log, events: combineTokenEvents(metrics, hook) });
+  let current = config;
+  const listeners = new ListenerSet((l) => openListener(l, current, { accounts, tokens, log, metrics }), log);
+  let admin: AdminServer | undefined;
+  let closing = false;
   try {
-    for (const listenerConfig of config.listeners) {
-      listeners.push({ config: listenerConfig, listener: await openListener(listenerConfig, config, { accounts, tokens, log }) });
+    await listeners.startAll(config.listeners);
+    if (config.admin) {
+      admin = await startAdminServer({ settings: config.admin, accounts: config.accounts, tokens, metrics, log, healthy: () => !closing });
     }
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.listener.close(0)));
+    await listeners.close(0);
     await tokens.stop();
     await store.close();
     throw err;
   }
   tokens.start();
-  for (const { config: l, listener } of listeners) {
-    const { host, port } = listener.address();
-    log.info({ event: 'listener.start', protocol: l.protocol, tls: l.tls, host, port }, `${l.protocol} listening on ${host}:${port}`);
-  }
-  return {
-    config, log, accounts, tokens, store, listeners,
-    async close(deadlineMs = SHUTDOWN_DEADLINE_MS) {
-      await Promise.all(listeners.map((l) => l.listener.close(deadlineMs)));
+  listeners.logStarted();
+  const app: App = {
+    config, log, accounts, tokens, store, metrics, admin,
+    get listeners() {
+      return listeners.running;
+    },
+    async close(deadlineMs = config.shutdownTimeoutMs ?? SHUTDOWN_DEADLINE_MS) {
+      closing = true; // /healthz says 503 while sessions drain
+      await listeners.close(deadlineMs);
+      await admin?.close();
       await tokens.stop();
       await store.close();
       log.info({ event: 'proxy.stop' }, 'stopped');
     },
+    async reload(next) {
+      const previous = current;
+      current = next;
+      app.config = next;
+      await reloadApp(previous, next, { accounts, tokens, listeners, log });
+    },
   };
+  return app;
 }
 
 interface Services {
   accounts: AccountRegistry;
   tokens: TokenManager;
   log: Logger;
+  metrics: ProxyMetrics;
 }
 
 async function openListener(listener: ListenerConfig, config: Config, services: Services): Promise<Listener> {
   // A listener without its own certificate gets a self-signed one kept beside the token store.
   const tlsContext = listener.tls === 'none' ? undefined : await createLocalTlsContext(listener, dirname(config.tokenStore.path));
   const handle = connectionHandler(listener, services, tlsContext);
-  return startListener(listener, handle, { log: services.log, tlsContext });
+  // On an SMTP relay listener `allow` names the networks that may send without AUTH
+  // (src/smtp/session.ts): everyone else may still connect, and must AUTH.
+  const accept = listener.protocol === 'smtp' && listener.relay_account !== undefined ? { ...listener, allow: undefined } : listener;
+  return startListener(accept, handle, { log: services.log, tlsContext });
 }
 
 function connectionHandler(
@@ -99,7 +133,8 @@ function connectionHandler(
     case 'imap':
       return (socket, client, shutdown) => handleImapConnection(socket, client, { listener, ...services, tlsContext, shutdown });
     case 'pop3':
+      return (socket, client, shutdown) => handlePop3Connection(socket, client, { listener, ...services, tlsContext, shutdown });
     case 'smtp':
-      throw new ProxyError('config_invalid', `${listener.protocol} listeners are not available in this version yet`);
+      return createSmtpHandler({ listener, ...services, tlsContext });
   }
 }

@@ -2,6 +2,8 @@ import type { Config } from './config/resolve.js';
 import type { Protocol } from './config/schema.js';
 import { describeError } from './errors.js';
 import { loginImapUpstream } from './imap/upstream-login.js';
+import { loginPop3Upstream } from './pop3/upstream-login.js';
+import { loginSmtpUpstream } from './smtp/upstream-client.js';
 import type { TokenManager } from './tokens/types.js';
 
 /** One account's line in `oauth-mail-proxy check`. */
@@ -42,12 +44,46 @@ export async function checkAccounts(config: Config, tokens: TokenManager): Promi
       if (row.token === 'ok') row.logins.imap = `FAILED: ${reason}`;
       else row.token = `FAILED: ${reason}`;
     }
+    if (row.token === 'ok' && served.has('pop3')) await checkPop3(account, tokens, row);
+    if (row.token === 'ok' && served.has('smtp')) await checkSmtp(account, tokens, row);
     for (const protocol of served) {
       if (!account.servers[protocol]) row.logins[protocol] = 'no server configured';
-      else if (!row.logins[protocol] && protocol !== 'imap') row.logins[protocol] = 'not checked yet';
+      else if (!row.logins[protocol] && !['imap', 'pop3', 'smtp'].includes(protocol)) row.logins[protocol] = 'not checked yet';
     }
   }
   return rows;
+}
+
+/** A POP3 login of its own, so that an IMAP failure does not hide the POP3 result (or the reverse). */
+async function checkPop3(account: Config['accounts'][number], tokens: TokenManager, row: CheckRow): Promise<void> {
+  const pop3 = account.servers.pop3;
+  if (!pop3) return;
+  try {
+    await tokens.withFreshToken(account.username, { signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) }, async (token) => {
+      const session = await loginPop3Upstream(pop3, account.upstreamUsername, token, account.saslMechanism, AbortSignal.timeout(CHECK_TIMEOUT_MS));
+      session.socket.end('QUIT\r\n');
+    });
+    row.logins.pop3 = 'ok';
+  } catch (err) {
+    row.ok = false;
+    row.logins.pop3 = `FAILED: ${describeError(err)}`;
+  }
+}
+
+/** An SMTP login of its own (AUTH XOAUTH2 or OAUTHBEARER, then QUIT): no mail is sent. */
+async function checkSmtp(account: Config['accounts'][number], tokens: TokenManager, row: CheckRow): Promise<void> {
+  const smtp = account.servers.smtp;
+  if (!smtp) return;
+  try {
+    await tokens.withFreshToken(account.username, { signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) }, async (token) => {
+      const session = await loginSmtpUpstream(smtp, account.upstreamUsername, token, account.saslMechanism, AbortSignal.timeout(CHECK_TIMEOUT_MS));
+      await session.quit();
+    });
+    row.logins.smtp = 'ok';
+  } catch (err) {
+    row.ok = false;
+    row.logins.smtp = `FAILED: ${describeError(err)}`;
+  }
 }
 
 export function formatCheckTable(rows: CheckRow[]): string {

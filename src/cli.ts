@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCheckCommand, runHashPasswordCommand, runServeCommand, runTokenCommand } from './commands.js';
+import { runAuthCommand } from './auth-command.js';
 import { runDemoCommand } from './demo/run-demo.js';
 import { describeError } from './errors.js';
 
@@ -28,6 +29,16 @@ const COMMANDS: Record<string, Command> = {
     options: configOption,
     run: (v) => runCheckCommand(String(v.config)),
   },
+  auth: {
+    summary: 'sign ACCOUNT in interactively (device code or browser) and store its tokens',
+    usage: 'auth ACCOUNT [-c config.yaml] [--method browser|device] [--port N]',
+    options: { ...configOption, method: { type: 'string' }, port: { type: 'string' } },
+    run: (v, p) => {
+      const method = v.method === undefined ? undefined : String(v.method);
+      if (method !== undefined && method !== 'browser' && method !== 'device') throw new Error('--method must be browser or device');
+      return runAuthCommand({ configPath: String(v.config), username: p[0], method, port: v.port === undefined ? undefined : Number(v.port) });
+    },
+  },
   token: {
     summary: 'print a fresh access token for ACCOUNT (for passwordeval in msmtp, mutt, isync)',
     usage: 'token ACCOUNT [-c config.yaml]',
@@ -41,10 +52,14 @@ const COMMANDS: Record<string, Command> = {
     run: () => runHashPasswordCommand(),
   },
   demo: {
-    summary: 'run a self-contained demo: mock identity provider, demo IMAP server and the proxy',
-    usage: 'demo [--dir ./demo-data] [--port 1143]',
-    options: { dir: { type: 'string', default: './demo-data' }, port: { type: 'string', default: '1143' } },
-    run: (v) => runDemoCommand({ dir: String(v.dir), port: Number(v.port) }),
+    summary: 'run a self-contained demo: mock identity provider, demo IMAP, POP3 and SMTP servers and the proxy',
+    usage: 'demo [--dir ./demo-data] [--port 1143] [--pop3-port 1110] [--smtp-port 1587] [--admin-port 8025]',
+    options: {
+      dir: { type: 'string', default: './demo-data' }, port: { type: 'string', default: '1143' }, 'pop3-port': { type: 'string', default: '1110' },
+      'smtp-port': { type: 'string', default: '1587' },
+      'admin-port': { type: 'string', default: '8025' },
+    },
+    run: (v) => runDemoCommand({ dir: String(v.dir), port: Number(v.port), pop3Port: Number(v['pop3-port']), smtpPort: Number(v['smtp-port']), adminPort: Number(v['admin-port']) }),
   },
 };
 

@@ -9,16 +9,23 @@ import { openFileStore } from './store/file-store.js';
 import { createTokenManager } from './tokens/manager.js';
 import { checkAccounts, formatCheckTable } from './check.js';
 
-/** `serve`: run until SIGTERM or SIGINT, then close gracefully. */
+/**
+ * `serve`: run until SIGTERM or SIGINT, then stop accepting, let sessions finish up to the
+ * shutdown deadline (those not logged in yet are told goodbye at once) and exit 0. SIGHUP
+ * reloads the config file without dropping a session; a config with errors is refused and the
+ * running one kept.
+ */
 export async function runServeCommand(configPath: string): Promise<number> {
   const app = await startAppFromFile(configPath);
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloads = Promise.resolve();
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       app.log.info({ event: 'proxy.stopping', signal }, `${signal}: finishing sessions`);
-      app.close().then(() => resolve(0), (err: unknown) => {
+      // A reload in progress finishes first, so that no listener starts after the others stopped.
+      reloads.then(() => app.close()).then(() => resolve(0), (err: unknown) => {
         app.log.error({ event: 'proxy.stop_failed', err: describeError(err) }, 'error while stopping');
         resolve(1);
       });
@@ -26,10 +33,18 @@ export async function runServeCommand(configPath: string): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      // Without a handler SIGHUP would kill the proxy and every session with it.
-      app.log.warn({ event: 'config.reload_unsupported' }, 'SIGHUP: live reload is not available yet; restart to apply config changes');
+      if (!stopping) reloads = reloads.then(() => reloadFromFile(app, configPath));
     });
   });
+}
+
+async function reloadFromFile(app: Awaited<ReturnType<typeof startAppFromFile>>, configPath: string): Promise<void> {
+  app.log.info({ event: 'config.reload_start', config: configPath }, 'SIGHUP: reloading the config');
+  try {
+    await app.reload(loadConfigFile(configPath));
+  } catch (err) {
+    app.log.error({ event: 'config.reload_failed', err: describeError(err) }, 'config not reloaded; the running config stays in force');
+  }
 }
 
 /** `token ACCOUNT`: a fresh access token on stdout, nothing else (for passwordeval). */

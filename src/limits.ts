@@ -61,3 +61,51 @@ export const BACKEND_LOGIN_TIMEOUT_MS = 2 * (TOKEN_REQUEST_TIMEOUT_MS + UPSTREAM
 export const MAX_UPSTREAM_RESPONSE_BYTES = 64 * 1024;
 /** Untagged lines an upstream server may send during one step of its login dialogue. */
 export const MAX_UPSTREAM_UNTAGGED_LINES = 200;
+/**
+ * Longest POP3 command line, CRLF included (RFC 2449 section 4). It bounds commands only: a
+ * client's answer to an AUTH challenge may be longer (RFC 5034 section 4) and is bounded by
+ * MAX_PRELOGIN_LINE_BYTES like every other line before login.
+ */
+export const MAX_POP3_COMMAND_LINE_BYTES = 255;
+/** SMTP: default largest message a listener accepts (its `max_message_size`); above the big providers' own limits (about 35 MB), so theirs is the one a client normally meets. */
+export const MAX_SMTP_MESSAGE_BYTES = 50 * 1024 * 1024;
+/** SMTP: default recipients per message (its `max_recipients`); RFC 5321 section 4.5.3.1.8 asks for at least 100. */
+export const MAX_SMTP_RECIPIENTS = 500;
+/** SMTP: longest command line we send upstream, CRLF included (RFC 5321 section 4.5.3.1.4; RFC 4954 section 4 for AUTH). */
+export const MAX_SMTP_COMMAND_LINE_BYTES = 512;
+/** SMTP: lines of one multi-line reply accepted from an upstream server. */
+export const MAX_SMTP_REPLY_LINES = 100;
+/**
+ * SMTP: waiting on the upstream for one step: its reply to MAIL, RCPT, DATA or RSET, or room to
+ * write the next piece of a message (RFC 5321 section 4.5.3.2 gives 2 to 5 minutes per step).
+ */
+export const SMTP_UPSTREAM_STEP_TIMEOUT_MS = 2 * 60_000;
+/** SMTP: waiting for the upstream's reply after the final dot (RFC 5321 section 4.5.3.2.6: 10 minutes). */
+export const SMTP_UPSTREAM_DATA_END_TIMEOUT_MS = 10 * 60_000;
+/** SMTP: header section read to rewrite the From field; a longer one is passed on unchanged. */
+export const MAX_SMTP_HEADER_REWRITE_BYTES = 256 * 1024;
+/** A needs-authorization hook (command or webhook) must finish within this. */
+export const HOOK_TIMEOUT_MS = 10_000;
+/** Largest request body the admin listener reads (a sign-in form is a few bytes). */
+export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
+/** A browser sign-in started on the status page waits this long for the identity provider's answer. */
+export const BROWSER_SIGN_IN_TTL_MS = 15 * 60_000;
+/** An admin request must arrive whole within this (slow clients are cut off). */
+export const ADMIN_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Login failures from one client address (an IPv6 client: its /64), SPEC section 4: this many
+ * are answered at once, then each answer waits LOGIN_DELAY_BASE_MS, doubling up to
+ * LOGIN_DELAY_MAX_MS; LOGIN_LOCKOUT_AFTER failures within LOGIN_FAILURE_WINDOW_MS refuse the
+ * address for LOGIN_LOCKOUT_MS. The config's `login_throttle` may change them.
+ */
+export const LOGIN_FREE_FAILURES = 3;
+export const LOGIN_DELAY_BASE_MS = 500;
+export const LOGIN_DELAY_MAX_MS = 8_000;
+export const LOGIN_LOCKOUT_AFTER = 10;
+export const LOGIN_LOCKOUT_MS = 15 * 60_000;
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+/**
+ * An upstream ca_file is read again at most this often (its SecureContext is rebuilt when the
+ * text changed), instead of on every connection: four thread-pool round trips per login.
+ */
+export const UPSTREAM_CA_FILE_RECHECK_MS = 10_000;

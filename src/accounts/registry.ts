@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { Secret } from '../secret.js';
 import { DigestCache, hashPassword, verifyScryptHash } from './password.js';
 import { LoginThrottle } from './throttle.js';
-import type { Authenticator, ClientInfo } from './types.js';
+import type { AuthEvents, Authenticator, ClientInfo } from './types.js';
 
 /**
  * The local accounts and their login check (SPEC section 4). A wrong password is refused
@@ -18,12 +18,14 @@ export class AccountRegistry implements Authenticator {
   readonly #digests = new DigestCache();
   readonly #throttle: LoginThrottle;
   readonly #log: Logger;
+  readonly #events: AuthEvents;
   /** Hashed once at start so an unknown user costs what a known one does. */
   readonly #dummyHash: Promise<string>;
 
-  constructor(accounts: AccountSettings[], log: Logger, throttle = new LoginThrottle()) {
+  constructor(accounts: AccountSettings[], log: Logger, throttle = new LoginThrottle(), events: AuthEvents = {}) {
     this.#log = log;
     this.#throttle = throttle;
+    this.#events = events;
     this.#dummyHash = hashPassword(new Secret('not-a-password'), 10);
     this.replace(accounts);
   }
@@ -45,20 +47,31 @@ export class AccountRegistry implements Authenticator {
     return this.#throttle;
   }
 
+  /**
+   * A locked-out address is refused at once, before any password check, with the same reply a
+   * wrong password gets: the client learns nothing, and costs us nothing. Other failures are
+   * answered after the throttle's delay, which grows with each failure from that address.
+   */
   async authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings> {
-    if (this.#throttle.isLockedOut(client.address)) {
+    const { address, protocol } = client;
+    if (this.#throttle.isLockedOut(address)) {
+      this.#events.loginFailed?.({ protocol, address, delayMs: 0, lockedOut: true });
       throw new ProxyError('auth_failed', 'too many failed logins from this address; try again later');
     }
     const account = this.find(username);
     const ok = account ? await this.#verify(account, password) : await this.#burnTime(password);
     if (ok && account) {
-      this.#throttle.recordSuccess(client.address);
+      this.#throttle.recordSuccess(address);
       return account;
     }
-    const delay = this.#throttle.recordFailure(client.address);
-    if (this.#throttle.isLockedOut(client.address)) {
-      this.#log.warn({ event: 'auth.lockout', client: client.address, protocol: client.protocol }, 'address locked out after repeated login failures');
+    const delay = this.#throttle.recordFailure(address);
+    const until = this.#throttle.lockedUntil(address);
+    if (until !== undefined) {
+      const seconds = Math.round(this.#throttle.lockoutMs / 1000);
+      this.#log.warn({ event: 'auth.lockout', client: address, protocol, seconds }, `address locked out for ${seconds} s after repeated login failures`);
+      this.#events.lockedOut?.({ protocol, address, until });
     }
+    this.#events.loginFailed?.({ protocol, address, delayMs: delay, lockedOut: false });
     if (delay > 0) await sleep(delay);
     throw new ProxyError('auth_failed', account ? 'wrong password' : 'unknown user');
   }

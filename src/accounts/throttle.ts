@@ -1,6 +1,13 @@
+import { isIP } from 'node:net';
+import {
+  LOGIN_DELAY_BASE_MS, LOGIN_DELAY_MAX_MS, LOGIN_FAILURE_WINDOW_MS, LOGIN_FREE_FAILURES, LOGIN_LOCKOUT_AFTER, LOGIN_LOCKOUT_MS,
+} from '../limits.js';
+
 /**
  * Slows down and then refuses repeated login failures from one client address (SPEC
- * section 4). The right password from another address is never affected.
+ * section 4). The right password from another address is never affected. An IPv6 client is
+ * counted by its /64: one host usually holds a whole /64 and could otherwise step to a fresh
+ * address for every guess.
  */
 export interface ThrottleOptions {
   /** Failures allowed without delay. */
@@ -17,12 +24,12 @@ export interface ThrottleOptions {
 }
 
 export const DEFAULT_THROTTLE: ThrottleOptions = {
-  freeFailures: 3,
-  baseDelayMs: 500,
-  maxDelayMs: 8_000,
-  lockoutAfter: 10,
-  lockoutMs: 15 * 60_000,
-  windowMs: 15 * 60_000,
+  freeFailures: LOGIN_FREE_FAILURES,
+  baseDelayMs: LOGIN_DELAY_BASE_MS,
+  maxDelayMs: LOGIN_DELAY_MAX_MS,
+  lockoutAfter: LOGIN_LOCKOUT_AFTER,
+  lockoutMs: LOGIN_LOCKOUT_MS,
+  windowMs: LOGIN_FAILURE_WINDOW_MS,
 };
 
 interface Entry {
@@ -45,12 +52,24 @@ export class LoginThrottle {
   }
 
   #entry(address: string): Entry | undefined {
-    const e = this.#entries.get(address);
+    const key = throttleKey(address);
+    const e = this.#entries.get(key);
     if (e && this.#now() - e.lastFailure > this.#options.windowMs && e.lockedUntil <= this.#now()) {
-      this.#entries.delete(address);
+      this.#entries.delete(key);
       return undefined;
     }
     return e;
+  }
+
+  /** How long a lockout lasts. */
+  get lockoutMs(): number {
+    return this.#options.lockoutMs;
+  }
+
+  /** When the address's lockout ends (epoch ms), or undefined when it is not locked out. */
+  lockedUntil(address: string): number | undefined {
+    const e = this.#entry(address);
+    return e !== undefined && e.lockedUntil > this.#now() ? e.lockedUntil : undefined;
   }
 
   /** True while the address is locked out. */
@@ -69,7 +88,7 @@ export class LoginThrottle {
         if (oldest !== undefined) this.#entries.delete(oldest);
       }
       e = { failures: 0, lastFailure: now, lockedUntil: 0 };
-      this.#entries.set(address, e);
+      this.#entries.set(throttleKey(address), e);
     }
     e.failures++;
     e.lastFailure = now;
@@ -84,13 +103,28 @@ export class LoginThrottle {
   }
 
   recordSuccess(address: string): void {
-    this.#entries.delete(address);
+    this.#entries.delete(throttleKey(address));
   }
 
-  /** Addresses currently locked out (for metrics and the status page). */
+  /** Addresses (IPv6: /64 networks) currently locked out, for metrics and the status page. */
   lockedOutCount(): number {
+    const now = this.#now();
     let n = 0;
-    for (const address of this.#entries.keys()) if (this.isLockedOut(address)) n++;
+    for (const e of this.#entries.values()) if (e.lockedUntil > now) n++;
     return n;
   }
+}
+
+/** The unit failures are counted by: an IPv4 address, or the /64 network of an IPv6 address. */
+export function throttleKey(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const [head = '', tail] = address.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  // "a:b::" or "::1" style: the groups after "::" only matter when the head has fewer than four.
+  if (groups.length < 4 && tail !== undefined) {
+    const rest = tail === '' ? [] : tail.split(':');
+    const missing = 8 - groups.length - rest.length;
+    groups.push(...Array<string>(Math.max(0, missing)).fill('0'), ...rest);
+  }
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }

@@ -18,3 +18,14 @@ export interface ClientInfo {
 export interface Authenticator {
   authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings>;
 }
+
+/**
+ * What the registry tells the metrics about refused logins (admin/auth-metrics.ts counts them).
+ * Never a user name or a password: an address and a protocol only.
+ */
+export interface AuthEvents {
+  /** A local login was refused; `delayMs` is how long the throttle held the answer back. */
+  loginFailed?(event: { protocol: Protocol; address: string; delayMs: number; lockedOut: boolean }): void;
+  /** An address (IPv6: its /64) has just been locked out until `until` (epoch ms). */
+  lockedOut?(event: { protocol: Protocol; address: string; until: number }): void;
+}

@@ -6,7 +6,7 @@ import { resolveConfig, type Config, type ConfigIssue } from './resolve.js';
 import { configSchema } from './schema.js';
 
 /** `password_file: x` reads file x into `password`; likewise for the other secrets. */
-export const SECRET_FILE_KEYS = ['password_file', 'refresh_token_file', 'access_token_file', 'client_secret_file'] as const;
+export const SECRET_FILE_KEYS = ['password_file', 'refresh_token_file', 'access_token_file', 'client_secret_file', 'bearer_token_file'] as const;
 /** Keys holding paths, resolved against the config file's folder. */
 const PATH_KEYS = new Set(['cert_file', 'key_file', 'ca_file', 'path']);
 

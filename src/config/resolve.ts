@@ -15,6 +15,8 @@ export interface OAuthClientSettings {
   scope?: string | undefined;
   /** Extra trust (PEM path) for the token endpoint. */
   caFile?: string | undefined;
+  /** A token endpoint call's time limit; default TOKEN_REQUEST_TIMEOUT_MS. */
+  timeoutMs?: number | undefined;
 }
 
 export interface UpstreamServer {
@@ -49,14 +51,54 @@ export interface AccountSettings {
   refreshTokenSeed?: Secret | undefined;
   /** command flow: argv, or a string run by /bin/sh -c. */
   command?: string | string[] | undefined;
+  /** SMTP: `rewrite` sends every message with this account's address as envelope sender. Default keep. */
+  senderPolicy?: 'keep' | 'rewrite' | undefined;
+  /** SMTP: rewrite the header From to this account's address too, keeping the display name. */
+  rewriteFromHeader?: boolean | undefined;
 }
 
 export interface Config {
   listeners: ListenerConfig[];
   accounts: AccountSettings[];
   tokenStore: { path: string; keyFile: string; keyEnv?: string | undefined };
-  admin?: { listen: string } | undefined;
+  admin?: AdminSettings | undefined;
+  hooks?: HookSettings | undefined;
+  /** Repeated login failures per address (accounts/throttle.ts); undefined: the defaults. */
+  loginThrottle?: LoginThrottleSettings | undefined;
+  /** How long sessions get on SIGTERM; undefined: SHUTDOWN_DEADLINE_MS. */
+  shutdownTimeoutMs?: number | undefined;
   log: RawConfig['log'];
+}
+
+/** `login_throttle` in milliseconds, as accounts/throttle.ts takes it. */
+export interface LoginThrottleSettings {
+  freeFailures: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  lockoutAfter: number;
+  lockoutMs: number;
+  windowMs: number;
+}
+
+/** The admin listener (admin/server.ts). */
+export interface AdminSettings {
+  listen: string;
+  username: string;
+  password?: Secret | undefined;
+  /** scrypt hash from `hash-password`. */
+  passwordHash?: string | undefined;
+  bearerToken?: Secret | undefined;
+  /** Where browsers reach the admin listener, e.g. https://mail-proxy.example.com/admin. */
+  publicUrl?: string | undefined;
+}
+
+export interface HookTarget {
+  command?: string | string[] | undefined;
+  url?: string | undefined;
+}
+
+export interface HookSettings {
+  needsAuthorization?: HookTarget | undefined;
 }
 
 export interface ConfigIssue {
@@ -163,9 +205,12 @@ function resolveAccount(raw: RawConfig, a: AccountConfigRaw, index: number, issu
       clientSecret: clientSecret ? new Secret(clientSecret) : undefined,
       scope,
       caFile: provider?.ca_file,
+      timeoutMs: provider?.token_timeout === undefined ? undefined : provider.token_timeout * 1000,
     },
     saslMechanism: a.sasl_mechanism ?? provider?.sasl_mechanism ?? 'xoauth2',
     servers: {},
+    senderPolicy: a.sender_policy,
+    rewriteFromHeader: a.rewrite_from_header,
   };
   for (const protocol of ['imap', 'pop3', 'smtp'] as const) {
     const s = provider?.servers?.[protocol];
@@ -206,8 +251,82 @@ function checkFlowKeys(a: AccountConfigRaw, s: AccountSettings, where: (string |
     case 'device_code':
     case 'authorization_code':
       if (!s.oauth.clientId) issues.push({ path: where, message: `flow "${a.flow}" needs a client_id (on the account or its provider)` });
+      checkSignInEndpoint(a, s, where, issues);
       break;
   }
+}
+
+/**
+ * SMTP relay mode (SPEC section 4): mail without AUTH from the `allow` networks only, sent as a
+ * configured account. Never an open relay: `allow` must be given and must not be everyone.
+ */
+function checkRelay(l: ListenerConfig, index: number, accounts: AccountSettings[], issues: ConfigIssue[]): void {
+  const where = ['listeners', index];
+  const account = accounts.find((a) => a.username.toLowerCase() === l.relay_account?.toLowerCase());
+  if (!account) issues.push({ path: [...where, 'relay_account'], message: `no account "${l.relay_account}" under accounts` });
+  else if (account.flow === 'password') {
+    issues.push({ path: [...where, 'relay_account'], message: 'a flow "password" account needs its password at every login, so it cannot send without AUTH' });
+  }
+  if (!l.allow || l.allow.length === 0) {
+    issues.push({ path: [...where, 'allow'], message: 'relay_account needs allow: the networks that may send without AUTH (never an open relay)' });
+  } else if (l.allow.some((cidr) => cidr.endsWith('/0'))) {
+    issues.push({ path: [...where, 'allow'], message: 'a /0 network would make this an open relay; list the device networks' });
+  }
+}
+
+/** The interactive flows need their endpoint; Google's device flow refuses mail scopes. */
+function checkSignInEndpoint(a: AccountConfigRaw, s: AccountSettings, where: (string | number)[], issues: ConfigIssue[]): void {
+  if (a.flow === 'authorization_code' && !s.oauth.authorizeUrl) {
+    issues.push({ path: ['providers', a.provider, 'authorize_url'], message: 'required for flow "authorization_code"' });
+  }
+  if (a.flow === 'device_code' && !s.oauth.deviceAuthorizationUrl) {
+    const google = s.oauth.tokenUrl.startsWith('https://oauth2.googleapis.com/');
+    const message = google
+      ? 'Google\'s device flow does not allow the mail scope: use flow "authorization_code" (browser sign-in)'
+      : 'required for flow "device_code"';
+    issues.push({ path: google ? [...where, 'flow'] : ['providers', a.provider, 'device_authorization_url'], message });
+  }
+}
+
+/** True when a `host:port` binds to a loopback address only (so nobody else can reach it). */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+function resolveAdmin(a: NonNullable<RawConfig['admin']>, issues: ConfigIssue[]): AdminSettings {
+  if (a.password && a.password_hash) issues.push({ path: ['admin'], message: 'set either password or password_hash, not both' });
+  if (a.password_hash && !a.password_hash.startsWith('scrypt$')) {
+    issues.push({ path: ['admin', 'password_hash'], message: 'expected a hash printed by `oauth-mail-proxy hash-password` (scrypt$...)' });
+  }
+  const settings: AdminSettings = {
+    listen: a.listen,
+    username: a.username,
+    password: a.password ? new Secret(a.password) : undefined,
+    passwordHash: a.password_hash,
+    bearerToken: a.bearer_token ? new Secret(a.bearer_token) : undefined,
+    publicUrl: a.public_url?.replace(/\/+$/, ''),
+  };
+  if (!isLoopbackListen(a.listen) && !hasAdminCredentials(settings)) {
+    issues.push({ path: ['admin', 'listen'], message: `${a.listen} is reachable from other machines: set admin.password (or password_hash) or admin.bearer_token first` });
+  }
+  return settings;
+}
+
+export function hasAdminCredentials(admin: AdminSettings): boolean {
+  return admin.password !== undefined || admin.passwordHash !== undefined || admin.bearerToken !== undefined;
+}
+
+function resolveLoginThrottle(t: NonNullable<RawConfig['login_throttle']>): LoginThrottleSettings {
+  return {
+    freeFailures: t.free_failures,
+    baseDelayMs: t.delay * 1000,
+    maxDelayMs: t.max_delay * 1000,
+    lockoutAfter: t.lockout_after,
+    lockoutMs: t.lockout * 1000,
+    windowMs: t.window * 1000,
+  };
 }
 
 /** Turns the validated file into the settings the proxy runs on, collecting every problem. */
@@ -227,13 +346,17 @@ export function resolveConfig(raw: RawConfig): { config: Config; issues: ConfigI
     if ((l.cert_file === undefined) !== (l.key_file === undefined)) {
       issues.push({ path: ['listeners', i], message: 'cert_file and key_file go together' });
     }
+    if (l.relay_account !== undefined) checkRelay(l, i, accounts, issues);
   });
   return {
     config: {
       listeners: raw.listeners,
       accounts,
       tokenStore: { path: raw.token_store.path, keyFile: raw.token_store.key_file, keyEnv: raw.token_store.key_env },
-      admin: raw.admin,
+      admin: raw.admin ? resolveAdmin(raw.admin, issues) : undefined,
+      hooks: raw.hooks?.needs_authorization ? { needsAuthorization: raw.hooks.needs_authorization } : undefined,
+      loginThrottle: raw.login_throttle ? resolveLoginThrottle(raw.login_throttle) : undefined,
+      shutdownTimeoutMs: raw.shutdown_timeout === undefined ? undefined : raw.shutdown_timeout * 1000,
       log: raw.log,
     },
     issues,

@@ -5,6 +5,14 @@ import {
   MAX_CONNECTIONS_PER_ADDRESS,
   MAX_CONNECTIONS_PER_LISTENER,
   PRELOGIN_IDLE_TIMEOUT_MS,
+  MAX_SMTP_MESSAGE_BYTES,
+  MAX_SMTP_RECIPIENTS,
+  LOGIN_DELAY_BASE_MS,
+  LOGIN_DELAY_MAX_MS,
+  LOGIN_FAILURE_WINDOW_MS,
+  LOGIN_FREE_FAILURES,
+  LOGIN_LOCKOUT_AFTER,
+  LOGIN_LOCKOUT_MS,
 } from '../limits.js';
 
 /**
@@ -46,8 +54,15 @@ export const listenerSchema = z.strictObject({
   min_tls_version: tlsVersion.default('TLSv1.2'),
   /** Only these client addresses may connect (CIDRs). Empty or absent: everyone who can reach the port. */
   allow: z.array(cidr).optional(),
-  /** SMTP only: accept mail without AUTH from `allow` networks, sent as this account. */
+  /**
+   * SMTP only: accept mail without AUTH from `allow` networks, sent as this account. On such a
+   * listener `allow` names who may relay without AUTH; everyone else may connect but must AUTH.
+   */
   relay_account: z.string().optional(),
+  /** SMTP only: largest message in bytes (announced with SIZE, RFC 1870). */
+  max_message_size: z.number().int().positive().default(MAX_SMTP_MESSAGE_BYTES),
+  /** SMTP only: recipients per message. */
+  max_recipients: z.number().int().positive().default(MAX_SMTP_RECIPIENTS),
   max_connections: z.number().int().positive().default(MAX_CONNECTIONS_PER_LISTENER),
   max_connections_per_address: z.number().int().positive().default(MAX_CONNECTIONS_PER_ADDRESS),
   /** Seconds from connect to a successful login. */
@@ -87,6 +102,8 @@ export const providerSchema = z.strictObject({
   client_secret: z.string().optional(),
   /** Extra trust (PEM) for this provider's token endpoint and servers. */
   ca_file: z.string().optional(),
+  /** Seconds a token endpoint call may take before it counts as a temporary failure (default 20). */
+  token_timeout: z.number().positive().optional(),
   servers: serversSchema.optional(),
   sasl_mechanism: saslMechanism.optional(),
 });
@@ -113,6 +130,10 @@ export const accountSchema = z.strictObject({
   client_id: z.string().optional(),
   client_secret: z.string().optional(),
   sasl_mechanism: saslMechanism.optional(),
+  /** SMTP: keep the client's envelope sender, or rewrite it to this account's address (Microsoft 365 refuses foreign senders). */
+  sender_policy: z.enum(['keep', 'rewrite']).default('keep'),
+  /** SMTP: also rewrite the message's From header to this account's address, keeping the display name. */
+  rewrite_from_header: z.boolean().default(false),
 });
 
 export const tokenStoreSchema = z.strictObject({
@@ -123,12 +144,59 @@ export const tokenStoreSchema = z.strictObject({
   key_env: z.string().optional(),
 });
 
+/**
+ * The admin HTTP listener: /healthz, /metrics and the status page with its Sign in buttons.
+ * Localhost by default; any other address needs a password (HTTP Basic) or a bearer token.
+ */
+export const adminSchema = z.strictObject({
+  listen: hostPort.default('127.0.0.1:8025'),
+  /** HTTP Basic user name for `password` / `password_hash`. */
+  username: z.string().min(1).default('admin'),
+  password: z.string().min(1).optional(),
+  /** A hash printed by `oauth-mail-proxy hash-password`. */
+  password_hash: z.string().optional(),
+  /** For scrapers and scripts: `Authorization: Bearer <token>`. */
+  bearer_token: z.string().min(16, 'use at least 16 characters').optional(),
+  /** Where browsers reach the admin listener (behind a reverse proxy); the OAuth redirect is <public_url>/oauth/callback. */
+  public_url: z.string().url().optional(),
+});
+
+/** A command (argv, or a /bin/sh -c line) and/or a webhook URL, told of an event. Never given a token. */
+export const hookSchema = z.strictObject({
+  command: z.union([z.string().min(1), z.array(z.string()).min(1)]).optional(),
+  url: z.string().url().optional(),
+});
+
+export const hooksSchema = z.strictObject({
+  /** Called once each time an account enters "needs authorization", with the account and the reason. */
+  needs_authorization: hookSchema.optional(),
+});
+
+/**
+ * Repeated login failures from one client address (IPv6: its /64), SPEC section 4: the first
+ * `free_failures` are answered at once, later ones after `delay` seconds, doubling up to
+ * `max_delay`; `lockout_after` failures within `window` seconds refuse the address for `lockout`
+ * seconds. The right password from another address is never affected.
+ */
+export const loginThrottleSchema = z.strictObject({
+  free_failures: z.number().int().min(0).default(LOGIN_FREE_FAILURES),
+  delay: z.number().min(0).default(LOGIN_DELAY_BASE_MS / 1000),
+  max_delay: z.number().min(0).default(LOGIN_DELAY_MAX_MS / 1000),
+  lockout_after: z.number().int().positive().default(LOGIN_LOCKOUT_AFTER),
+  lockout: z.number().positive().default(LOGIN_LOCKOUT_MS / 1000),
+  window: z.number().positive().default(LOGIN_FAILURE_WINDOW_MS / 1000),
+});
+
 export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).min(1),
   providers: z.record(z.string(), providerSchema).default({}),
   accounts: z.array(accountSchema).default([]),
   token_store: tokenStoreSchema.default({ path: './data/tokens.enc', key_file: './data/tokens.key' }),
-  admin: z.strictObject({ listen: hostPort.default('127.0.0.1:8025') }).optional(),
+  admin: adminSchema.optional(),
+  hooks: hooksSchema.optional(),
+  login_throttle: loginThrottleSchema.optional(),
+  /** Seconds that sessions get to finish on SIGTERM before they are cut off (default 10). */
+  shutdown_timeout: z.number().positive().optional(),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -146,3 +214,6 @@ export type Protocol = z.output<typeof protocolName>;
 export type Flow = z.output<typeof flowName>;
 export type SaslMechanism = z.output<typeof saslMechanism>;
 export type TlsVersion = z.output<typeof tlsVersion>;
+export type AdminConfig = z.output<typeof adminSchema>;
+export type HooksConfig = z.output<typeof hooksSchema>;
+export type LoginThrottleConfig = z.output<typeof loginThrottleSchema>;

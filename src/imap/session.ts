@@ -7,6 +7,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
 import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
 import { ClientConnection } from '../net/client-connection.js';
 import { startDeadline, type Deadline } from '../net/deadline.js';
 import { relay } from '../net/relay.js';
@@ -33,6 +34,8 @@ export interface ImapSessionDeps {
   shutdown?: AbortSignal | undefined;
   /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */
   relayIdleTimeoutMs?: number | undefined;
+  /** Sessions, bytes and upstream login times for /metrics and the status page. */
+  metrics?: SessionMetrics | undefined;
 }
 
 /** One connection's state: the story below reads and updates it. */
@@ -44,6 +47,7 @@ export interface ImapSession {
   /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
   readonly loginDeadline: Deadline;
   readonly end: SessionSummary;
+  readonly metrics: SessionRecorder;
   badCommands: number;
 }
 
@@ -56,7 +60,8 @@ interface SessionSummary {
 }
 
 interface LoggedIn {
-  request: LoginRequest;
+  /** Only what the reply needs: the password is not kept for the life of the session. */
+  request: Pick<LoginRequest, 'tag' | 'method'>;
   upstream: UpstreamImapSession;
 }
 
@@ -84,6 +89,7 @@ export async function handleImapConnection(socket: Socket, client: ClientInfo, d
     await s.conn.close();
     const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
     s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `IMAP session ended: ${outcome}`);
+    s.metrics.ended(s.end);
   }
 }
 
@@ -91,7 +97,7 @@ function openSession(socket: Socket, client: ClientInfo, deps: ImapSessionDeps):
   const { listener } = deps;
   const shutdown = deps.shutdown ? [deps.shutdown] : [];
   const loginMs = listener.login_timeout * 1000;
-  const loginDeadline = startDeadline(loginMs, 'limit_exceeded', `no login within ${listener.login_timeout} s`, AbortSignal.any(shutdown));
+  const loginDeadline = startDeadline(loginMs, 'limit_exceeded', `no login within ${listener.login_timeout} s`, shutdown);
   return {
     deps,
     client,
@@ -99,6 +105,7 @@ function openSession(socket: Socket, client: ClientInfo, deps: ImapSessionDeps):
     conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
     loginDeadline,
     end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
+    metrics: (deps.metrics ?? NO_METRICS).openSession('imap'),
     badCommands: 0,
   };
 }
@@ -116,7 +123,7 @@ async function serveUntilLogin(s: ImapSession): Promise<LoggedIn | undefined> {
     } catch (err) {
       // Timeouts, shutdown, the client gone: no command to answer, only a goodbye.
       s.end.outcome = outcomeOf(err);
-      await s.conn.send(imapErrorReply(undefined, err).lines).catch(() => undefined);
+      await s.conn.goodbye(imapErrorReply(undefined, err).lines);
       return undefined;
     } finally {
       idle.clear();
@@ -164,11 +171,13 @@ async function nextCommand(s: ImapSession, signal: AbortSignal): Promise<Step> {
  */
 async function refuse(s: ImapSession, tag: string | undefined, err: unknown): Promise<Step> {
   const reply = imapErrorReply(tag, err);
-  await s.conn.send(reply.lines, s.loginDeadline.signal);
+  // A last reply is given up after a while: a client that does not read must not hold the session.
+  if (reply.close) await s.conn.goodbye(reply.lines);
+  else await s.conn.send(reply.lines, s.loginDeadline.signal);
   if (err instanceof ProxyError && err.code !== 'bad_input') s.end.outcome = outcomeOf(err);
   if (reply.close) return 'close';
   if (err instanceof ProxyError && err.code === 'bad_input' && ++s.badCommands >= MAX_BAD_COMMANDS) {
-    await s.conn.send(IMAP_REPLIES.tooManyBadCommands, s.loginDeadline.signal);
+    await s.conn.goodbye(IMAP_REPLIES.tooManyBadCommands);
     s.end.outcome = 'too_many_bad_commands';
     return 'close';
   }
@@ -187,7 +196,8 @@ async function attemptLogin(s: ImapSession, request: LoginRequest): Promise<Step
   s.end.account = account.username;
   s.log.info({ event: 'auth.ok', account: account.username, method: request.method }, 'local login accepted');
   try {
-    return { request, upstream: await loginUpstream(s, account, request.password) };
+    const upstream = await loginUpstream(s, account, request.password);
+    return { request: { tag: request.tag, method: request.method }, upstream };
   } catch (err) {
     if (s.conn.closed.aborted) return 'close';
     s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
@@ -200,12 +210,12 @@ async function loginUpstream(s: ImapSession, account: AccountSettings, password:
   const server = (s.deps.findServer ?? ((a) => a.servers.imap))(account);
   if (!server) throw new ProxyError('config_invalid', 'No IMAP server is configured for this account');
   const parents = [s.conn.closed, ...(s.deps.shutdown ? [s.deps.shutdown] : [])];
-  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', AbortSignal.any(parents));
+  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', parents);
   const { signal } = deadline;
   try {
     const options = { signal, password: account.flow === 'password' ? password : undefined };
     const upstream = await s.deps.tokens.withFreshToken(account.username, options, (token) =>
-      loginImapUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log }));
+      s.metrics.upstreamLogin(() => loginImapUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
     s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
     return upstream;
   } finally {
@@ -217,6 +227,7 @@ async function loginUpstream(s: ImapSession, account: AccountSettings, password:
 async function relayLoggedIn(s: ImapSession, { request, upstream }: LoggedIn): Promise<void> {
   const verb = request.method === 'LOGIN' ? 'LOGIN' : 'AUTHENTICATE';
   await s.conn.send(`${request.tag} OK [CAPABILITY ${upstream.capabilities}] ${verb} completed`);
+  if (s.end.account) s.metrics.relaying(s.end.account);
   const result = await relay(s.conn.socket, upstream.socket, {
     clientLeftover: s.conn.takeLeftover(),
     upstreamLeftover: upstream.leftover,

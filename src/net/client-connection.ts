@@ -76,6 +76,15 @@ export class ClientConnection {
   }
 
   /**
+   * A last reply before hanging up (timeout, shutdown). A client that does not read would
+   * otherwise hold the session open forever, waiting for room in a full socket buffer: after
+   * CLOSE_LINGER_MS the reply is given up. Never throws.
+   */
+  async goodbye(lines: string | readonly string[]): Promise<void> {
+    await this.send(lines, AbortSignal.timeout(CLOSE_LINGER_MS)).catch(() => undefined);
+  }
+
+  /**
    * Server side of STARTTLS, called right after the OK reply was written: drops every buffered
    * plaintext byte (the injection defence), then handshakes. Returns the bytes dropped.
    * Throws ProxyError `bad_input` when the handshake fails.

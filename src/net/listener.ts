@@ -22,6 +22,11 @@ export interface Listener {
   address(): { host: string; port: number };
   /** Stops accepting, waits up to `deadlineMs` for sessions to end, then cuts the rest off. */
   close(deadlineMs: number): Promise<void>;
+  /**
+   * Stops accepting and frees the port, and leaves every session running to its natural end
+   * (a reload that removes or changes this listener); `close` still ends them later.
+   */
+  stopAccepting(): Promise<void>;
   activeSessions(): number;
 }
 
@@ -58,6 +63,7 @@ class TcpListener implements Listener {
   readonly #perAddress = new Map<string, number>();
   readonly #shutdown = new AbortController();
   readonly #server: Server;
+  #stopped: Promise<void> | undefined;
 
   constructor(config: ListenerConfig, handle: ConnectionHandler, options: ListenerOptions) {
     this.#config = config;
@@ -82,7 +88,22 @@ class TcpListener implements Listener {
   }
 
   close(deadlineMs: number): Promise<void> {
-    return closeListener(this.#server, this.#sessions, this.#shutdown, deadlineMs);
+    return closeListener(this.#stopServer(), this.#sessions, this.#shutdown, deadlineMs);
+  }
+
+  stopAccepting(): Promise<void> {
+    void this.#stopServer();
+    // server.close's callback waits for every connection; the port is free once it is not listening.
+    return new Promise((resolve) => {
+      const check = (): void => (this.#server.listening ? void setImmediate(check) : resolve());
+      check();
+    });
+  }
+
+  /** Closes the server once; resolves when it has closed and every connection has ended. */
+  #stopServer(): Promise<void> {
+    this.#stopped ??= new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    return this.#stopped;
   }
 
   #refusal(address: string): string | undefined {
@@ -136,8 +157,7 @@ class TcpListener implements Listener {
   }
 }
 
-async function closeListener(server: Server, sessions: Set<Session>, shutdown: AbortController, deadlineMs: number): Promise<void> {
-  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+async function closeListener(stopped: Promise<void>, sessions: Set<Session>, shutdown: AbortController, deadlineMs: number): Promise<void> {
   shutdown.abort(new ProxyError('aborted', 'Server shutting down'));
   const all = (): Promise<unknown> => Promise.allSettled([...sessions].map((s) => s.done));
   let timer: NodeJS.Timeout | undefined;

@@ -39,6 +39,13 @@ export function parseOAuthErrorChallenge(challenge: string): OAuthErrorChallenge
   }
 }
 
+/** The secret-free fields of an error challenge as text, for error messages and the log. */
+export function describeOAuthErrorChallenge(challenge: string): string {
+  const parsed = parseOAuthErrorChallenge(challenge);
+  const parts = Object.entries(parsed ?? {}).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`);
+  return parts.length > 0 ? parts.join(', ') : 'challenge without details';
+}
+
 /** A user name goes between ^A separators; a control character there would change the message. */
 export function checkUser(user: string): void {
   if (user.length === 0 || /[\x00-\x1f\x7f]/.test(user)) {

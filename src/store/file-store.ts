@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isProxyError, ProxyError } from '../errors.js';
 import { decryptDocument, encryptDocument } from './store-crypto.js';
@@ -79,7 +79,37 @@ async function writeAtomically(path: string, data: Buffer): Promise<void> {
   await fsyncFolder(folder);
 }
 
+/** A process id that no longer runs (its temp files are litter). */
+function isGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as { code?: unknown }).code === 'ESRCH';
+  }
+}
+
+/**
+ * Temp files of writers that were killed between writing and renaming (the previous state is
+ * intact beside them). They hold encrypted tokens, so they are removed rather than left to pile
+ * up with every crash; a live process's temp file is its write in progress and is left alone.
+ */
+async function removeStaleTempFiles(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return; // no folder yet: first run
+  }
+  for (const name of names) {
+    const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? Number(name.slice(prefix.length).split('.')[0]) : NaN;
+    if (Number.isInteger(pid) && pid !== process.pid && isGone(pid)) await unlink(join(dirname(path), name)).catch(() => undefined);
+  }
+}
+
 export async function openFileStore(options: FileStoreOptions, env: NodeJS.ProcessEnv): Promise<TokenStore> {
+  await removeStaleTempFiles(options.path);
   const data = await readStoreFile(options.path);
   const key = await loadStoreKey(options.keyFile, options.keyEnv, env, data === undefined);
   const entries = data === undefined ? new Map<string, StoredTokens>() : parseDocument(decryptDocument(data, key, `token store ${options.path}`), options.path);

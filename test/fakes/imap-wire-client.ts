@@ -14,14 +14,20 @@ export interface WireOptions {
   host?: string;
   /** Implicit TLS, verified against this CA for "localhost". */
   tlsCa?: string;
+  /** Plain TCP only: bind the client end here, e.g. 127.0.0.2 to be another address (all of 127/8 is loopback on Linux). */
+  localAddress?: string;
 }
 
 export class WireClient {
+  /** When set (the integration harness's secret scan), every client records what it received. */
+  static transcriptSink: (() => { text: string }) | undefined;
+  private readonly transcript = WireClient.transcriptSink?.();
   private buffer = '';
   private wake: (() => void) | undefined;
   private closed = false;
   private readonly onData = (chunk: Buffer): void => {
     this.buffer += chunk.toString('latin1');
+    if (this.transcript && this.transcript.text.length < 4_000_000) this.transcript.text += chunk.toString('latin1');
     this.notify();
   };
   private readonly onClose = (): void => {
@@ -35,9 +41,10 @@ export class WireClient {
 
   static async connect(options: WireOptions): Promise<WireClient> {
     const host = options.host ?? '127.0.0.1';
+    const { localAddress } = options;
     const socket = options.tlsCa
       ? connectTls({ host, port: options.port, ca: options.tlsCa, servername: 'localhost' })
-      : connectTcp({ host, port: options.port });
+      : connectTcp({ host, port: options.port, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.tlsCa ? 'secureConnect' : 'connect', resolve);
       socket.once('error', reject);

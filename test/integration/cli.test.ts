@@ -28,7 +28,7 @@ describe('the oauth-mail-proxy command', () => {
   it('prints help for every command', async () => {
     const top = await runCli(['--help']);
     expect(top.code).toBe(0);
-    for (const name of ['serve', 'check', 'token', 'hash-password', 'demo']) {
+    for (const name of ['serve', 'check', 'auth', 'token', 'hash-password', 'demo']) {
       expect(top.stdout).toContain(name);
       const help = await runCli([name, '--help']);
       expect(help.code).toBe(0);
@@ -93,7 +93,7 @@ describe('the oauth-mail-proxy command', () => {
 
   it('demo: the README command starts everything and curl reads the welcome message', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'omp-demo-'));
-    const child = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'demo', '--dir', dir, '--port', '0', '--pop3-port', '0', '--smtp-port', '0', '--admin-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -103,6 +103,14 @@ describe('the oauth-mail-proxy command', () => {
       expect(curlLine, out).not.toBeNull();
       const { stdout } = await exec('curl', ['-s', '--user', curlLine![1]!, curlLine![2]!]);
       expect(stdout).toContain('Subject: Welcome to oauth-mail-proxy');
+      const pop3Line = /curl -s --user (\S+) '(pop3:\/\/[^']+)'/.exec(out);
+      expect(pop3Line, out).not.toBeNull();
+      const pop3 = await exec('curl', ['-s', '--user', pop3Line![1]!, pop3Line![2]!]);
+      expect(pop3.stdout).toContain('Subject: Welcome to oauth-mail-proxy');
+      const statusPage = /Status page: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      expect(statusPage, out).not.toBeNull();
+      const status = (await (await fetch(`${statusPage![1]}api/status`)).json()) as { accounts: { account: string; state: string }[] };
+      expect(status.accounts.find((a) => a.account === 'consent@example.com')?.state).toBe('needs_authorization');
     } finally {
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');

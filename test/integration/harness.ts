@@ -6,9 +6,11 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { startMockIdp, type MockIdp, type MockIdpOptions } from '../../src/demo/mock-idp.js';
 import { startDemoImapServer, type DemoImapServer } from '../../src/demo/imap-server.js';
+import { startDemoPop3Server, type DemoPop3Server, type DemoPop3ServerOptions } from '../../src/demo/pop3-server.js';
 import { openFileStore } from '../../src/store/file-store.js';
 import type { StoredTokens } from '../../src/store/token-store.js';
 import { getTestCertificates, type TestCertificates } from '../fakes/certs.js';
+import { watchProxy } from './secret-scan.js';
 
 /**
  * Runs the BUILT proxy (dist/cli.js) as a child process against an in-process mock identity
@@ -24,13 +26,18 @@ export const CLIENT_SECRET = 'proxy-secret';
 export interface Upstreams {
   idp: MockIdp;
   imap: DemoImapServer;
+  /** Started when startUpstreams is given POP3 options; it serves the IMAP server's mailboxes. */
+  pop3?: DemoPop3Server | undefined;
   certs: TestCertificates;
   /** Every access token the upstream IMAP server was shown. */
   seenTokens: string[];
   close(): Promise<void>;
 }
 
-export async function startUpstreams(idpOptions: MockIdpOptions = {}, imapTls: 'implicit' | 'starttls' = 'implicit'): Promise<Upstreams> {
+/** POP3 upstream options: TLS mode and how a refused token is answered. */
+export type Pop3UpstreamOptions = Pick<Partial<DemoPop3ServerOptions>, 'refusal'> & { tls?: 'implicit' | 'starttls' };
+
+export async function startUpstreams(idpOptions: MockIdpOptions = {}, imapTls: 'implicit' | 'starttls' = 'implicit', pop3Options?: Pop3UpstreamOptions): Promise<Upstreams> {
   const certs = getTestCertificates();
   const idp = await startMockIdp(idpOptions);
   const seenTokens: string[] = [];
@@ -43,9 +50,21 @@ export async function startUpstreams(idpOptions: MockIdpOptions = {}, imapTls: '
       return idp.validateAccessToken(token) === username;
     },
   });
+  const pop3 = pop3Options && await startDemoPop3Server({
+    tls: pop3Options.tls ?? 'implicit',
+    cert: certs.certPem,
+    key: certs.keyPem,
+    store: imap.store,
+    refusal: pop3Options.refusal,
+    validateToken: (username, token) => {
+      seenTokens.push(token);
+      return idp.validateAccessToken(token) === username;
+    },
+  });
   return {
-    idp, imap, certs, seenTokens,
+    idp, imap, pop3, certs, seenTokens,
     async close() {
+      await pop3?.close();
       await imap.close();
       await idp.close();
     },
@@ -59,6 +78,14 @@ export interface ProxyOptions {
   listenerExtra?: string;
   imapTls?: 'implicit' | 'starttls';
   sasl?: 'xoauth2' | 'oauthbearer';
+  /** The listener's protocol (default imap); pop3 needs startUpstreams with POP3 options. */
+  protocol?: 'imap' | 'pop3';
+  /** The account's flow (default refresh_token); the interactive flows start without a refresh token. */
+  flow?: 'refresh_token' | 'device_code' | 'authorization_code';
+  /** Extra top-level YAML (admin, hooks). */
+  extraYaml?: string;
+  /** Extra YAML lines for the provider `corp` (indented four spaces), e.g. token_timeout. */
+  providerExtra?: string;
 }
 
 export interface ProxyRun {
@@ -84,7 +111,7 @@ export function writeProxyConfig(up: Upstreams, options: ProxyOptions = {}): { d
   writeFileSync(join(dir, 'local-password'), LOCAL_PASSWORD);
   writeFileSync(configPath, `
 listeners:
-  - protocol: imap
+  - protocol: ${options.protocol ?? 'imap'}
     listen: 127.0.0.1:0
     tls: ${options.clientTls ?? 'none'}
     cert_file: ${up.certs.certFile}
@@ -95,21 +122,23 @@ ${options.listenerExtra ?? ''}
 providers:
   corp:
     token_url: ${up.idp.tokenUrl}
+    authorize_url: ${up.idp.authorizeUrl}
+    device_authorization_url: ${up.idp.deviceAuthorizationUrl}
     client_id: proxy
     client_secret_file: ./client-secret
     scope: mail
     ca_file: ${up.certs.caFile}
     sasl_mechanism: ${options.sasl ?? 'xoauth2'}
-    servers:
+${options.providerExtra ?? ''}    servers:
       imap: { host: localhost, port: ${up.imap.port}, tls: ${options.imapTls ?? 'implicit'} }
-accounts:
+${up.pop3 ? `      pop3: { host: localhost, port: ${up.pop3.port}, tls: ${up.pop3.tls} }\n` : ''}accounts:
   - username: ${USER}
     password_file: ./local-password
     provider: corp
-    flow: refresh_token
-    refresh_token_file: ./alice.rt
-token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
+    flow: ${options.flow ?? 'refresh_token'}
+${(options.flow ?? 'refresh_token') === 'refresh_token' ? '    refresh_token_file: ./alice.rt\n' : ''}token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
 log: { level: debug, format: json }
+${options.extraYaml ?? ''}
 `);
   return { dir, configPath };
 }
@@ -133,6 +162,8 @@ export async function readStore(dir: string): Promise<StoredTokens | undefined> 
 export async function startProxy(configPath: string, dir: string): Promise<ProxyRun> {
   const child = spawn(process.execPath, [CLI, 'serve', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
+  // After the file's tests, every line is searched for every secret of this config (secret-scan.ts).
+  watchProxy(logs, configPath);
   const records: Record<string, unknown>[] = [];
   const waiters: { event: string; resolve: (r: Record<string, unknown>) => void }[] = [];
   const onLine = (line: string) => {
@@ -174,7 +205,8 @@ export async function startProxy(configPath: string, dir: string): Promise<Proxy
       }
     },
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      // Already gone (exited, or killed by a signal): there will be no second 'exit'.
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
       const [code] = (await once(child, 'exit')) as [number | null];
       return code;
@@ -195,4 +227,4 @@ export async function runCli(args: string[], input?: string): Promise<{ code: nu
 }
 
 /** Tokens issued by the mock identity provider have these shapes. */
-export const TOKEN_PATTERN = /\b(at|rt)_[A-Za-z0-9_-]{20,}/;
+export { TOKEN_PATTERN } from './secret-scan.js';

@@ -72,6 +72,10 @@ export class FakeTokenManager implements TokenManager {
   status() {
     return [];
   }
+  async authorize(): Promise<void> {}
+  async replaceAccounts() {
+    return { added: [], removed: [], changed: [] };
+  }
   start(): void {}
   async stop(): Promise<void> {}
 }

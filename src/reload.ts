@@ -1,0 +1,48 @@
+import type { AccountRegistry } from './accounts/registry.js';
+import type { Config } from './config/resolve.js';
+import type { ListenerSet } from './listener-set.js';
+import type { Logger } from './log.js';
+import { fingerprint } from './tokens/account-fingerprint.js';
+import type { TokenManager } from './tokens/types.js';
+
+export interface ReloadTargets {
+  accounts: AccountRegistry;
+  tokens: TokenManager;
+  listeners: ListenerSet;
+  log: Logger;
+}
+
+/** Settings that are built once at start; a change to them waits for a restart. */
+const FIXED: [string, (c: Config) => unknown][] = [
+  ['token_store', (c) => c.tokenStore],
+  ['admin', (c) => c.admin],
+  ['login_throttle', (c) => c.loginThrottle],
+  ['hooks', (c) => c.hooks],
+];
+
+/**
+ * SIGHUP (SPEC section 6): applies a changed config without dropping a session. The token
+ * manager learns new accounts before the registry lets anyone log in to them; listeners are
+ * diffed (listener-set.ts); the log level follows at once. One `config.reload` line says what
+ * changed, and a warning names whatever still needs a restart.
+ */
+export async function reloadApp(previous: Config, next: Config, t: ReloadTargets): Promise<void> {
+  const accounts = await t.tokens.replaceAccounts(next.accounts);
+  t.accounts.replace(next.accounts);
+  const listeners = await t.listeners.apply(next.listeners);
+  if (next.log.level !== previous.log.level) t.log.level = next.log.level;
+  t.log.info({ event: 'config.reload', accounts, listeners }, describeChanges(accounts, listeners));
+  const needRestart = FIXED.filter(([, get]) => fingerprint(get(previous)) !== fingerprint(get(next))).map(([key]) => key);
+  if (needRestart.length > 0) {
+    t.log.warn({ event: 'config.reload_partial', needRestart }, `changes to ${needRestart.join(', ')} take effect at the next restart`);
+  }
+}
+
+function describeChanges(
+  a: { added: string[]; removed: string[]; changed: string[] },
+  l: { kept: number; started: string[]; stopped: string[]; failed: string[] },
+): string {
+  const accounts = `accounts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed`;
+  const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${l.failed.length ? `, ${l.failed.length} FAILED` : ''}`;
+  return `config reloaded (${accounts}; ${listeners})`;
+}

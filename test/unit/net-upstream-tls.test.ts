@@ -1,0 +1,73 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type Server } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { UpstreamServer } from '../../src/config/resolve.js';
+import { ProxyError } from '../../src/errors.js';
+import { UPSTREAM_CA_FILE_RECHECK_MS } from '../../src/limits.js';
+import { connectUpstream } from '../../src/net/upstream.js';
+import { getTestCertificates } from '../fakes/certs.js';
+
+const certs = getTestCertificates();
+let server: Server;
+let port = 0;
+let dir = '';
+
+beforeAll(async () => {
+  server = createServer({ cert: certs.certPem, key: certs.keyPem }, (socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as { port: number }).port;
+  dir = mkdtempSync(join(tmpdir(), 'omp-upstream-tls-'));
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Moves the clock past the CA file's recheck period (only Date is faked: sockets keep working). */
+function laterThanRecheck(): void {
+  vi.setSystemTime(Date.now() + UPSTREAM_CA_FILE_RECHECK_MS + 1000);
+}
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function upstream(caFile: string): UpstreamServer {
+  return { host: 'localhost', port, tls: 'implicit', caFile, insecureSkipVerify: false };
+}
+
+async function connectOnce(caFile: string): Promise<void> {
+  const socket = await connectUpstream(upstream(caFile), AbortSignal.timeout(5000));
+  socket.destroy();
+}
+
+describe('upstream TLS trust (one SecureContext per CA file)', () => {
+  it('verifies every connection against the CA file, and picks up a changed file after the recheck period', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const caFile = join(dir, 'ca.pem');
+    copyFileSync(certs.caFile, caFile);
+    await connectOnce(caFile);
+    await connectOnce(caFile);
+    // The file now names a CA that did not sign the server's certificate: still trusted until
+    // the file is read again, refused after that.
+    copyFileSync(certs.untrustedCert.certFile, caFile);
+    await connectOnce(caFile);
+    laterThanRecheck();
+    const refused = await connectOnce(caFile).then(() => undefined, (err: unknown) => err);
+    expect(refused).toBeInstanceOf(ProxyError);
+    expect((refused as ProxyError).code).toBe('upstream_unavailable');
+    copyFileSync(certs.caFile, caFile);
+    laterThanRecheck();
+    await connectOnce(caFile);
+  });
+
+  it('names the file when it cannot be read, and retries it on the next connection', async () => {
+    const caFile = join(dir, 'later.pem');
+    await expect(connectOnce(caFile)).rejects.toThrow(/cannot read ca_file .*later\.pem/);
+    copyFileSync(certs.caFile, caFile);
+    await connectOnce(caFile);
+  });
+});
