@@ -20,6 +20,10 @@ COPY config.example.yaml ./
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
-EXPOSE 1143
+# IMAP, POP3, SMTP submission, admin (status page, /healthz, /metrics)
+EXPOSE 1143 1110 1587 8025
+# Needs `admin: { listen: 127.0.0.1:8025 }` in config.yaml (the default address).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8025/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["serve", "-c", "/config/config.yaml"]
