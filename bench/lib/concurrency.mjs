@@ -11,7 +11,7 @@ import { concurrentFetch, findBigMessage, holdIdle, loginRun, openIdleSessions, 
 import { cpuSeconds, ownCpuSeconds, rssKb } from './proc.mjs';
 import { startProxy } from './proxy.mjs';
 import { cpuMeter, hashLocalPassword, makePaths } from './sequential.mjs';
-import { sleep } from './stats.mjs';
+import { sleep, summarize } from './stats.mjs';
 
 /** Sessions being set up at the same time (the login of each costs a TLS handshake upstream). */
 const SETUP_PARALLEL = 50;
@@ -53,6 +53,8 @@ export async function measureConcurrency({ upstream, dir, plan, nodeArgs, cleanu
     rssHeldKb: rssHeld,
     rssPeakKb: Math.max(...held.samples),
     kbPerSession: (rssHeld - rssBefore) / Math.max(1, opened.sessions.length),
+    /** Per-session kB at each of the once-a-second samples of the hold. */
+    kbPerSessionSamples: summarize(held.samples.map((rss) => (rss - rssBefore) / Math.max(1, opened.sessions.length))),
     setup,
   };
   log(`idle: ${idle.up}/${idle.requested} up after ${plan.holdSeconds} s; ${idle.kbPerSession.toFixed(1)} kB proxy RSS per session`);

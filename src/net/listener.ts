@@ -1,4 +1,5 @@
 import { BlockList, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import type { SecureContext } from 'node:tls';
 import type { ClientInfo } from '../accounts/types.js';
 import type { ListenerConfig } from '../config/schema.js';
@@ -71,6 +72,8 @@ class TcpListener implements Listener {
     this.#tlsContext = options.tlsContext;
     this.#log = options.log.child({ listener: config.listen, protocol: config.protocol });
     this.#allow = allowList(config.allow);
+    // Every session listens for shutdown: hundreds of listeners on this signal are by design.
+    setMaxListeners(0, this.#shutdown.signal);
     this.#server = createServer({ noDelay: true }, (raw) => this.#accept(raw));
   }
 
