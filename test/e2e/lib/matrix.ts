@@ -62,12 +62,6 @@ export function matrixIt(file: string, row: MatrixRow, fn: () => Promise<void>, 
   }, timeoutMs);
 }
 
-/** A row that cannot run here (say why); it is listed as skipped. */
-export function matrixSkip(file: string, row: MatrixRow, why: string): void {
-  it.skip(`${rowTitle(row)} (skipped: ${why})`, () => undefined);
-  record(row, 'skipped', basename(file), why);
-}
-
 export function readMatrix(path: string): MatrixRecord[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as MatrixRecord);
