@@ -1,15 +1,15 @@
+import { setMaxListeners } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import type { SecureContext } from 'node:tls';
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import { AccountRegistry } from '../../src/accounts/registry.js';
 import { LoginThrottle } from '../../src/accounts/throttle.js';
-import type { Authenticator, ClientInfo } from '../../src/accounts/types.js';
+import type { ClientInfo } from '../../src/accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../../src/config/resolve.js';
 import { listenerSchema, type ListenerConfig, type Protocol } from '../../src/config/schema.js';
-import { MAX_PRELOGIN_LINE_BYTES } from '../../src/limits.js';
 import { Secret } from '../../src/secret.js';
-import type { TokenManager, TokenRequestOptions } from '../../src/tokens/types.js';
+import { FUZZ_PASSWORD, FUZZ_USER, type EndMode, type FuzzServices, type FuzzTarget, type Transcript } from './fuzz-types.js';
+import { RecordingAuthenticator, RecordingTokenManager, memoryLog } from './recorders.js';
 
 /**
  * Runs one protocol's real session handler, in process, over loopback sockets, against a real
@@ -23,107 +23,12 @@ import type { TokenManager, TokenRequestOptions } from '../../src/tokens/types.j
  * and neither the password nor the token ever goes back to the client or into the log.
  */
 
-export const FUZZ_USER = 'fuzz@example.com';
-/** Contains a space and a quote, so it can never be a tag or atom echoed back innocently. */
-export const FUZZ_PASSWORD = 'Fz "pw" \\ sécret';
-export const FUZZ_TOKEN = 'at_fuzz_token_never_shown_to_clients';
-
-export interface FuzzServices {
-  listener: ListenerConfig;
-  accounts: Authenticator;
-  tokens: TokenManager;
-  log: Logger;
-  shutdown: AbortSignal;
-  tlsContext?: SecureContext | undefined;
-}
-
-/** One protocol as the fuzzer sees it. */
-export interface FuzzTarget {
-  protocol: Protocol;
-  /** Runs one session on an accepted socket (the protocol's connection handler). */
-  serve(socket: Socket, client: ClientInfo, services: FuzzServices): Promise<void>;
-  /** True when the server's lines include the protocol's goodbye (IMAP `* BYE`, POP3 `-ERR`/`+OK` at QUIT, SMTP 421/221). */
-  saidGoodbye(lines: readonly string[]): boolean;
-}
-
-export type EndMode = 'end' | 'destroy' | 'stay';
-
-export interface Transcript {
-  /** Every byte the server sent. */
-  received: Buffer;
-  lines: string[];
-  /** The handler's promise: undefined when it resolved. */
-  rejected?: unknown;
-  /** From the client's last write to the server's close (ms). */
-  closeMs: number;
-  closedByServer: boolean;
-  authCalls: { username: string; password: string; ok: boolean }[];
-  tokenCalls: { username: string; password?: string | undefined }[];
-  /**
-   * Connections the mail server accepted and token requests made, since the rig started. Counted
-   * cumulatively because an accept can lag behind an aborted session into the next case; the
-   * totals are exact: the first can never exceed the second.
-   */
-  upstreamConnectionsTotal: number;
-  tokenCallsTotal: number;
-  logRecords: Record<string, unknown>[];
-  logText: string;
-}
+export { FUZZ_PASSWORD, FUZZ_TOKEN, FUZZ_USER, type EndMode, type FuzzServices, type FuzzTarget, type Transcript } from './fuzz-types.js';
+export { checkTranscript } from './checks.js';
 
 export interface RigOptions {
   listener?: Partial<ListenerConfig>;
   tlsContext?: SecureContext;
-}
-
-/** Records the registry's decisions; the registry is the real one. */
-class RecordingAuthenticator implements Authenticator {
-  calls: Transcript['authCalls'] = [];
-  constructor(private readonly inner: AccountRegistry) {}
-  /** The SMTP relay account is looked up by name. */
-  find(username: string): AccountSettings | undefined {
-    return this.inner.find(username);
-  }
-  async authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings> {
-    const call = { username, password: password.reveal(), ok: false };
-    this.calls.push(call);
-    const account = await this.inner.authenticate(username, password, client);
-    call.ok = true;
-    return account;
-  }
-}
-
-class RecordingTokenManager implements TokenManager {
-  calls: Transcript['tokenCalls'] = [];
-  /** Counted when asked, before any upstream connection can follow. */
-  constructor(private readonly total: { tokenCalls: number } = { tokenCalls: 0 }) {}
-  async getToken(username: string, options: TokenRequestOptions): Promise<Secret> {
-    this.calls.push({ username, password: options.password?.reveal() });
-    this.total.tokenCalls++;
-    return new Secret(FUZZ_TOKEN);
-  }
-  async withFreshToken<T>(username: string, options: TokenRequestOptions, use: (token: Secret) => Promise<T>): Promise<T> {
-    return use(await this.getToken(username, options));
-  }
-  status() {
-    return [];
-  }
-  async authorize(): Promise<void> {}
-  async replaceAccounts() {
-    return { added: [], removed: [], changed: [] };
-  }
-  start(): void {}
-  async stop(): Promise<void> {}
-}
-
-function memoryLog(): { log: Logger; text: () => string } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), text: () => text };
 }
 
 /** A listener with the schema's defaults (so new keys need no change here) and short timeouts. */
@@ -164,6 +69,7 @@ export async function startSessionRig(target: FuzzTarget, options: RigOptions = 
   // One registry for the whole run: building one costs a key derivation (its dummy hash).
   const registry = new AccountRegistry([fuzzAccount({ [target.protocol]: server })], pino({ level: 'silent' }), noThrottle);
   const shutdown = new AbortController();
+  setMaxListeners(0, shutdown.signal); // as the real listener does: every session listens
   const totals = { tokenCalls: 0 };
   const running = new Set<Promise<unknown>>();
   /** Cases run concurrently: each claims its accepted socket by the client's port. */
@@ -307,28 +213,4 @@ async function startCountingUpstream(): Promise<{ port: number; connections: num
   state.port = (server.address() as { port: number }).port;
   state.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return state;
-}
-
-/** Why a transcript breaks one of the shared properties, or undefined when it holds them all. */
-export function checkTranscript(t: Transcript, target: FuzzTarget, end: EndMode): string | undefined {
-  if (t.rejected !== undefined) return `session handler failed: ${String((t.rejected as Error)?.stack ?? t.rejected)}`;
-  const errors = t.logRecords.filter((r) => typeof r.level === 'number' && r.level >= 50);
-  if (errors.length > 0) return `logged at error level: ${JSON.stringify(errors[0])}`;
-  const rightLogins = t.authCalls.filter((c) => c.ok);
-  for (const c of rightLogins) {
-    if (c.username.toLowerCase() !== FUZZ_USER || c.password !== FUZZ_PASSWORD) return `a wrong login was accepted: ${JSON.stringify(c)}`;
-  }
-  if (t.tokenCalls.length > rightLogins.length) return `token manager asked ${t.tokenCalls.length} times after ${rightLogins.length} right logins`;
-  if (t.upstreamConnectionsTotal > t.tokenCallsTotal) return `mail server reached ${t.upstreamConnectionsTotal} times after ${t.tokenCallsTotal} token requests`;
-  for (const secret of [FUZZ_PASSWORD, FUZZ_TOKEN]) {
-    if (t.received.includes(Buffer.from(secret, 'utf8')) || t.received.includes(Buffer.from(secret, 'latin1'))) return 'a secret went back to the client';
-    if (t.logText.includes(secret)) return 'a secret reached the log';
-  }
-  // A reply may echo a client's tag, so a line may be as long as the longest line we read.
-  const bad = t.lines.find((l) => !/^[\x20-\x7e]*$/.test(l) || l.length > MAX_PRELOGIN_LINE_BYTES + 400);
-  if (bad !== undefined) return `unframed or unprintable reply line: ${JSON.stringify(bad.slice(0, 120))}`;
-  if (end === 'stay' && !target.saidGoodbye(t.lines)) return `closed a silent client without a goodbye: ${JSON.stringify(t.lines.slice(-3))}`;
-  const ends = t.logRecords.filter((r) => r.event === 'session.end').length;
-  if (ends !== 1) return `${ends} session.end log lines`;
-  return undefined;
 }

@@ -75,7 +75,8 @@ export function describeSessionFuzz(o: SessionSuiteOptions): void {
         fuzzParams(Math.ceil(runs(o.cases) / batch)),
       );
       // The grammar must reach the interesting path too: right logins that go on to the server.
-      expect(rightLogins).toBeGreaterThan(runs(o.cases) / 20);
+      // (about one case in ten to twenty logs in; one in fifty is the floor)
+      expect(rightLogins).toBeGreaterThan(runs(o.cases) / 50);
     }, PROPERTY_TIMEOUT_MS);
 
     it('says goodbye to a client that falls silent, within the idle timeout', async () => {

@@ -1,0 +1,61 @@
+import { Writable } from 'node:stream';
+import pino, { type Logger } from 'pino';
+import type { AccountRegistry } from '../../src/accounts/registry.js';
+import type { Authenticator, ClientInfo } from '../../src/accounts/types.js';
+import type { AccountSettings } from '../../src/config/resolve.js';
+import { Secret } from '../../src/secret.js';
+import type { TokenManager, TokenRequestOptions } from '../../src/tokens/types.js';
+import { FUZZ_TOKEN, type Transcript } from './fuzz-types.js';
+
+/** The fakes of the session fuzzer that record what the session under test asked for. */
+
+/** Records the registry's decisions; the registry is the real one. */
+export class RecordingAuthenticator implements Authenticator {
+  calls: Transcript['authCalls'] = [];
+  constructor(private readonly inner: AccountRegistry) {}
+  /** The SMTP relay account is looked up by name. */
+  find(username: string): AccountSettings | undefined {
+    return this.inner.find(username);
+  }
+  async authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings> {
+    const call = { username, password: password.reveal(), ok: false };
+    this.calls.push(call);
+    const account = await this.inner.authenticate(username, password, client);
+    call.ok = true;
+    return account;
+  }
+}
+
+export class RecordingTokenManager implements TokenManager {
+  calls: Transcript['tokenCalls'] = [];
+  /** Counted when asked, before any upstream connection can follow. */
+  constructor(private readonly total: { tokenCalls: number } = { tokenCalls: 0 }) {}
+  async getToken(username: string, options: TokenRequestOptions): Promise<Secret> {
+    this.calls.push({ username, password: options.password?.reveal() });
+    this.total.tokenCalls++;
+    return new Secret(FUZZ_TOKEN);
+  }
+  async withFreshToken<T>(username: string, options: TokenRequestOptions, use: (token: Secret) => Promise<T>): Promise<T> {
+    return use(await this.getToken(username, options));
+  }
+  status() {
+    return [];
+  }
+  async authorize(): Promise<void> {}
+  async replaceAccounts() {
+    return { added: [], removed: [], changed: [] };
+  }
+  start(): void {}
+  async stop(): Promise<void> {}
+}
+
+export function memoryLog(): { log: Logger; text: () => string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, stream), text: () => text };
+}
