@@ -234,7 +234,7 @@ print('tls ok')
     });
     await client.connect();
     const status = await client.status('INBOX', { messages: true });
-    expect(status.messages).toBeGreaterThanOrEqual(2);
+    expect(status && status.messages).toBeGreaterThanOrEqual(2);
     await client.logout();
   });
 });

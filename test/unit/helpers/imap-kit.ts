@@ -6,7 +6,7 @@ import { createServer as createNetServer, type Server as NetServer } from 'node:
 import pino, { type Logger } from 'pino';
 import type { Authenticator, ClientInfo } from '../../../src/accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../../../src/config/resolve.js';
-import type { ListenerConfig } from '../../../src/config/schema.js';
+import { listenerSchema, type ListenerConfig } from '../../../src/config/schema.js';
 import { ProxyError } from '../../../src/errors.js';
 import { ensureSelfSignedCertificate } from '../../../src/net/local-tls.js';
 import type { Secret } from '../../../src/secret.js';
@@ -18,9 +18,10 @@ export async function makeCertificate(dir: string): Promise<{ certFile: string; 
   return { ...files, cert: await readFile(files.certFile, 'utf8'), key: await readFile(files.keyFile, 'utf8') };
 }
 
+/** A listener as the config loader would produce it: the schema's defaults plus `overrides`. */
 export function listenerConfig(overrides: Partial<ListenerConfig> = {}): ListenerConfig {
   return {
-    protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', min_tls_version: 'TLSv1.2',
+    ...listenerSchema.parse({ protocol: 'imap', listen: '127.0.0.1:0' }),
     max_connections: 100, max_connections_per_address: 100, login_timeout: 30, idle_timeout: 30, ...overrides,
   };
 }

@@ -99,7 +99,7 @@ describe('encrypted file store', () => {
     await (await openFileStore(p, {})).put('a', tokens('rt'));
     const good = await readFile(p.path);
     const flipped = Buffer.from(good);
-    flipped[flipped.length - 3] ^= 0x01;
+    flipped[flipped.length - 3]! ^= 0x01;
     await writeFile(p.path, flipped);
     expect((await openError(p)).message).toMatch(/modified or truncated/);
     await writeFile(p.path, good);
