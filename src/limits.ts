@@ -109,3 +109,8 @@ export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
  * text changed), instead of on every connection: four thread-pool round trips per login.
  */
 export const UPSTREAM_CA_FILE_RECHECK_MS = 10_000;
+/**
+ * Mail servers whose latest TLS session is kept for resumption (per trust configuration); the
+ * least recently stored is forgotten first.
+ */
+export const UPSTREAM_TLS_SESSIONS_MAX = 256;

@@ -6,6 +6,7 @@ import { ProxyError, describeError } from '../errors.js';
 import { UPSTREAM_CA_FILE_RECHECK_MS, UPSTREAM_CONNECT_TIMEOUT_MS } from '../limits.js';
 import type { Logger } from '../log.js';
 import { abortReason, startDeadline } from './deadline.js';
+import { TlsSessionCache, tlsSessionKey, type TlsSessionKey } from './tls-sessions.js';
 
 export interface UpstreamConnectOptions {
   /** Receives the loud warning when certificate verification is off. */
@@ -25,8 +26,8 @@ export async function connectUpstream(server: UpstreamServer, signal: AbortSigna
     if (server.tls === 'starttls') {
       return await settle(netConnect({ host, port: server.port }), 'connect', where, deadline.signal);
     }
-    const tlsOptions = await upstreamTlsOptions(server, options.log);
-    return await settle(tlsConnect({ ...tlsOptions, host, port: server.port }), 'secureConnect', where, deadline.signal);
+    const tls = await upstreamTls(server, options.log);
+    return await settle(resumable(tlsConnect({ ...tls.options, host, port: server.port }), tls), 'secureConnect', where, deadline.signal);
   } finally {
     deadline.clear();
   }
@@ -37,37 +38,54 @@ export async function upgradeToTls(socket: Socket, server: UpstreamServer, signa
   const where = hostPort(server);
   const deadline = startDeadline(UPSTREAM_CONNECT_TIMEOUT_MS, 'upstream_unavailable', `${where}: TLS handshake timed out after ${UPSTREAM_CONNECT_TIMEOUT_MS / 1000} s`, signal);
   try {
-    const tlsOptions = await upstreamTlsOptions(server, options.log);
+    const tls = await upstreamTls(server, options.log);
     // `host` names the server for the certificate check when no servername is configured.
-    return await settle(tlsConnect({ ...tlsOptions, host: bareHost(server.host), socket }), 'secureConnect', where, deadline.signal);
+    return await settle(resumable(tlsConnect({ ...tls.options, host: bareHost(server.host), socket }), tls), 'secureConnect', where, deadline.signal);
   } finally {
     deadline.clear();
   }
 }
 
+interface UpstreamTls {
+  options: ConnectionOptions;
+  context: SecureContext;
+  sessionKey: TlsSessionKey;
+}
+
+const sessions = new TlsSessionCache();
+
 /**
  * Verified TLS: system roots plus the configured CA file (added, not replacing them), SNI with
  * the server name unless it is an IP address (RFC 6066 section 3 forbids literal addresses).
- * The certificate is checked against `servername` when set, else against the host.
+ * The certificate is checked against `servername` when set, else against the host. The last
+ * session this server gave us under the same trust is offered for resumption.
  */
-async function upstreamTlsOptions(server: UpstreamServer, log: Logger | undefined): Promise<ConnectionOptions> {
+async function upstreamTls(server: UpstreamServer, log: Logger | undefined): Promise<UpstreamTls> {
   const name = server.servername ?? bareHost(server.host);
-  let secureContext: SecureContext;
+  let context: SecureContext;
   try {
-    secureContext = await sharedSecureContext(server.caFile);
+    context = await sharedSecureContext(server.caFile);
   } catch (err) {
     throw new ProxyError('upstream_unavailable', `${hostPort(server)}: cannot read ca_file ${server.caFile}: ${describeError(err)}`, { cause: err });
   }
+  const sessionKey = tlsSessionKey(bareHost(server.host), server.port, name, !server.insecureSkipVerify);
+  const session = sessions.get(context, sessionKey);
   const options: ConnectionOptions = {
-    secureContext,
+    secureContext: context,
     rejectUnauthorized: !server.insecureSkipVerify,
     ...(isIP(name) ? {} : { servername: name }),
+    ...(session ? { session } : {}),
   };
   if (server.insecureSkipVerify) {
     log?.warn({ event: 'upstream.tls_insecure', server: hostPort(server) },
       `TLS CERTIFICATE VERIFICATION IS OFF for ${hostPort(server)} (tls_insecure_skip_verify): anyone on the network path can read this session, its token included`);
   }
-  return options;
+  return { options, context, sessionKey };
+}
+
+function resumable(socket: TLSSocket, tls: UpstreamTls): TLSSocket {
+  sessions.remember(socket, tls.context, tls.sessionKey);
+  return socket;
 }
 
 /** The client SecureContext in use per CA file ('' for the system roots alone): the file's text, when it was read. */

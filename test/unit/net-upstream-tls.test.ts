@@ -1,7 +1,7 @@
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server } from 'node:tls';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { UpstreamServer } from '../../src/config/resolve.js';
 import { ProxyError } from '../../src/errors.js';
@@ -15,7 +15,8 @@ let port = 0;
 let dir = '';
 
 beforeAll(async () => {
-  server = createServer({ cert: certs.certPem, key: certs.keyPem }, (socket) => socket.end());
+  // A greeting, as mail servers send one: TLS 1.3 session tickets go out with the first write.
+  server = createServer({ cert: certs.certPem, key: certs.keyPem }, (socket) => socket.end('* OK ready\r\n'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as { port: number }).port;
   dir = mkdtempSync(join(tmpdir(), 'omp-upstream-tls-'));
@@ -69,5 +70,40 @@ describe('upstream TLS trust (one SecureContext per CA file)', () => {
     await expect(connectOnce(caFile)).rejects.toThrow(/cannot read ca_file .*later\.pem/);
     copyFileSync(certs.caFile, caFile);
     await connectOnce(caFile);
+  });
+});
+
+describe('upstream TLS session resumption', () => {
+  /** Connects, waits for the server to hang up (its session tickets arrive first), says whether the session was resumed. */
+  async function resumed(server: UpstreamServer): Promise<boolean> {
+    const socket = await connectUpstream(server, AbortSignal.timeout(5000));
+    const reused = (socket as TLSSocket).isSessionReused();
+    await new Promise((resolve) => socket.once('close', resolve).resume());
+    return reused;
+  }
+
+  it('resumes the session of a verified connection on the next one, and not after the trust changed', async () => {
+    const caFile = join(dir, 'resume-ca.pem');
+    copyFileSync(certs.caFile, caFile);
+    expect(await resumed(upstream(caFile))).toBe(false);
+    expect(await resumed(upstream(caFile))).toBe(true);
+    expect(await resumed(upstream(caFile))).toBe(true);
+    // Another name to check is another key: a full handshake.
+    expect(await resumed({ ...upstream(caFile), host: '127.0.0.1', servername: 'localhost' })).toBe(false);
+    // A new ca_file (same text plus another CA) is a new SecureContext: no session crosses over.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    writeFileSync(caFile, `${readFileSync(certs.caFile, 'utf8')}\n${readFileSync(certs.untrustedCert.certFile, 'utf8')}`);
+    laterThanRecheck();
+    expect(await resumed(upstream(caFile))).toBe(false);
+    expect(await resumed(upstream(caFile))).toBe(true);
+  });
+
+  it('never offers a session from a connection made without verification to a verified one', async () => {
+    const caFile = join(dir, 'resume-insecure-ca.pem');
+    copyFileSync(certs.caFile, caFile);
+    const insecure = { ...upstream(caFile), insecureSkipVerify: true };
+    expect(await resumed(insecure)).toBe(false);
+    expect(await resumed(insecure)).toBe(true);
+    expect(await resumed(upstream(caFile))).toBe(false);
   });
 });
