@@ -24,7 +24,8 @@ import { renderMessagePage, renderStatusPage } from './status-page.js';
 
 export interface AdminServerOptions {
   settings: AdminSettings;
-  accounts: AccountSettings[];
+  /** The accounts of the config in force: read per request, so a SIGHUP reload shows at once. */
+  accounts: () => readonly AccountSettings[];
   tokens: TokenManager;
   metrics: ProxyMetrics;
   log: Logger;
@@ -91,7 +92,7 @@ function redirectUriFor(ctx: Ctx, req: IncomingMessage, fallbackHost: string): s
 }
 
 function routes(ctx: Ctx, host: () => string): Record<string, Route> {
-  const rows = () => accountRows({ accounts: ctx.accounts, status: ctx.tokens.status, activeSessions: ctx.metrics.activeSessions, signIn: ctx.signIn.view, now: ctx.now });
+  const rows = () => accountRows({ accounts: ctx.accounts(), status: ctx.tokens.status, activeSessions: ctx.metrics.activeSessions, signIn: ctx.signIn.view, now: ctx.now });
   return {
     'GET /healthz': (_req, res) => (ctx.healthy() ? send(res, 200, 'text/plain', 'ok\n') : send(res, 503, 'text/plain', 'listeners down\n')),
     'GET /metrics': async (_req, res) => send(res, 200, ctx.metrics.contentType, await ctx.metrics.render()),

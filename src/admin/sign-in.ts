@@ -35,7 +35,8 @@ export interface SignInService {
 }
 
 export interface SignInOptions {
-  accounts: AccountSettings[];
+  /** The accounts of the config in force (a reload may add or remove some). */
+  accounts: () => readonly AccountSettings[];
   tokens: TokenManager;
   log: Logger;
   now?: (() => number) | undefined;
@@ -63,7 +64,7 @@ export function createSignInService(options: SignInOptions): SignInService {
   const closing = new AbortController();
 
   function find(username: string): AccountSettings {
-    const account = options.accounts.find((a) => a.username.toLowerCase() === username.toLowerCase());
+    const account = options.accounts().find((a) => a.username.toLowerCase() === username.toLowerCase());
     if (!account) throw new ProxyError('bad_input', `no account "${username}"`);
     return account;
   }

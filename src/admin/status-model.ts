@@ -25,7 +25,7 @@ export interface AccountRow {
 }
 
 export interface StatusSources {
-  accounts: AccountSettings[];
+  accounts: readonly AccountSettings[];
   status: () => AccountTokenStatus[];
   activeSessions: (account: string) => number;
   signIn: (account: string) => SignInView;

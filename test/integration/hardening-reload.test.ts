@@ -46,6 +46,7 @@ listeners:
 ${layout.extraImap ? '  - { protocol: imap, listen: 127.0.0.1:0, max_connections: 5 }\n' : ''}providers:
   corp:
     token_url: ${up.idp.tokenUrl}
+    authorize_url: ${up.idp.authorizeUrl}
     client_id: proxy
     client_secret: ${CLIENT_SECRET}
     scope: mail
@@ -55,6 +56,7 @@ ${layout.extraImap ? '  - { protocol: imap, listen: 127.0.0.1:0, max_connections
       pop3: { host: localhost, port: ${up.pop3!.port}, tls: implicit }
 accounts:
 ${layout.accounts.map((a) => ACCOUNT_LINES.get(a)).join('')}token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
+admin: { listen: 127.0.0.1:0 }
 shutdown_timeout: 2
 log: { level: debug, format: json }
 `);
@@ -147,6 +149,12 @@ describe('SIGHUP reload', () => {
     const extra = await imapLogin(ports('imap').at(-1)!, USER, LOCAL_PASSWORD, 'x1');
     extra.client.close();
     expect(extra.reply).toMatch(/^x1 OK/);
+    // The status page lists the accounts of the new config.
+    const adminPort = Number((await run.waitForEvent('admin.start')).port);
+    const status = (await (await fetch(`http://127.0.0.1:${adminPort}/api/status`)).json()) as { accounts: Array<{ account: string; signInMethods: string[] }> };
+    expect(status.accounts.map((a) => a.account).sort()).toEqual([USER, BOB].sort());
+    // ...with a Sign in button for the account that came with the reload too.
+    expect(status.accounts.find((a) => a.account === BOB)?.signInMethods).toContain('browser');
   });
 
   it('keeps the running config when the new one has a mistake', async () => {

@@ -48,7 +48,7 @@ async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSett
   tokens.start();
   const admin = await startAdminServer({
     settings: { listen: '127.0.0.1:0', username: 'admin', ...settings },
-    accounts: [account],
+    accounts: () => [account],
     tokens,
     metrics,
     log,
@@ -87,7 +87,7 @@ describe('admin listener: who may use it', () => {
     const metrics = createProxyMetrics({ accounts: () => [], defaultMetrics: false });
     const tokens = createTokenManager({ accounts: [], store: { get: async () => undefined, put: async () => {}, delete: async () => {}, close: async () => {} }, log });
     for (const listen of ['0.0.0.0:0', '[::]:0']) {
-      const err = await startAdminServer({ settings: { listen, username: 'admin' }, accounts: [], tokens, metrics, log, healthy: () => true }).then(
+      const err = await startAdminServer({ settings: { listen, username: 'admin' }, accounts: () => [], tokens, metrics, log, healthy: () => true }).then(
         () => undefined,
         (e: unknown) => e,
       );
