@@ -74,7 +74,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   try {
     await listeners.startAll(config.listeners);
     if (config.admin) {
-      admin = await startAdminServer({ settings: config.admin, accounts: () => current.accounts, tokens, metrics, log, healthy: () => !closing });
+      admin = await startAdminServer({ settings: config.admin, accounts: () => current.accounts, tokens, metrics, log, healthy: () => !closing,
+        throttle: new LoginThrottle(config.loginThrottle),
+      });
     }
   } catch (err) {
     await listeners.close(0);

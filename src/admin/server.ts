@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { LoginThrottle } from '../accounts/throttle.js';
 import { isLoopbackListen, type AccountSettings, type AdminSettings } from '../config/resolve.js';
 import { describeError, isProxyError, ProxyError } from '../errors.js';
 import { ADMIN_REQUEST_TIMEOUT_MS, MAX_ADMIN_BODY_BYTES } from '../limits.js';
@@ -34,6 +35,8 @@ export interface AdminServerOptions {
   now?: (() => number) | undefined;
   oauth?: OAuthClientOptions | undefined;
   device?: DeviceFlowOptions | undefined;
+  /** Wrong admin credentials count per client address here (a throttle of its own, not the mail logins'). */
+  throttle?: LoginThrottle | undefined;
 }
 
 export interface AdminServer {
@@ -121,15 +124,39 @@ function routes(ctx: Ctx, host: () => string): Record<string, Route> {
   };
 }
 
+/**
+ * Whether the request may go on; answers it when not. Wrong credentials count against the
+ * client's address as wrong mail passwords do (accounts/throttle.ts): answers that wait longer
+ * and longer, then 429 for the lockout, so an admin port on a LAN cannot be guessed at speed.
+ * A request with no credentials at all (a browser's first visit) only gets the challenge.
+ */
+async function admitted(req: IncomingMessage, res: ServerResponse, access: AccessCheck, throttle: LoginThrottle, log: Logger): Promise<boolean> {
+  const address = req.socket.remoteAddress ?? '';
+  const lockedUntil = throttle.lockedUntil(address);
+  if (lockedUntil !== undefined) {
+    send(res, 429, 'text/plain', 'too many failed logins from this address; try again later\n', { 'retry-after': String(Math.max(1, Math.ceil((lockedUntil - Date.now()) / 1000))) });
+    return false;
+  }
+  if (await access.allows(req)) {
+    if (access.required) throttle.recordSuccess(address);
+    return true;
+  }
+  if (req.headers.authorization !== undefined) {
+    const delayMs = throttle.recordFailure(address);
+    log.warn({ event: 'admin.auth_fail', client: address, delayMs, lockedOut: throttle.isLockedOut(address) }, 'admin login refused: wrong credentials');
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+  send(res, 401, 'text/plain', 'authentication required\n', { 'www-authenticate': access.challenge });
+  return false;
+}
+
 /** Credentials, then the route; every failure answered in one place. */
-function handler(table: Record<string, Route>, access: AccessCheck, log: Logger) {
+function handler(table: Record<string, Route>, access: AccessCheck, throttle: LoginThrottle, log: Logger) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const route = table[`${req.method} ${url.pathname}`];
     void (async () => {
-      if (!OPEN_PATHS.has(url.pathname) && !(await access.allows(req))) {
-        return send(res, 401, 'text/plain', 'authentication required\n', { 'www-authenticate': access.challenge });
-      }
+      if (!OPEN_PATHS.has(url.pathname) && !(await admitted(req, res, access, throttle, log))) return;
       if (!route) return send(res, 404, 'text/plain', 'not found\n');
       await route(req, res, url);
     })().catch((err: unknown) => {
@@ -161,7 +188,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const table = routes(ctx, () => hostHeader);
   const sockets = new Set<Socket>();
 
-  const server = createServer(handler(table, access, log));
+  const server = createServer(handler(table, access, options.throttle ?? new LoginThrottle(), log));
   server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   server.on('connection', (socket) => {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/accounts/password.js';
+import { LoginThrottle } from '../../../src/accounts/throttle.js';
 import { createProxyMetrics, type ProxyMetrics } from '../../../src/admin/metrics.js';
 import { startAdminServer, type AdminServer } from '../../../src/admin/server.js';
 import type { AccountSettings, AdminSettings } from '../../../src/config/resolve.js';
@@ -33,7 +34,7 @@ afterEach(async () => {
   for (const rig of rigs.splice(0)) await rig.close();
 });
 
-async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSettings['flow'] = 'authorization_code'): Promise<Rig> {
+async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSettings['flow'] = 'authorization_code', throttle?: LoginThrottle): Promise<Rig> {
   // The device flow's waits move the mock's clock instead of taking seconds.
   let skipped = 0;
   const idp = await startMockIdp({ users: [{ username: USER, password: 'pw' }], now: () => Date.now() + skipped });
@@ -53,6 +54,7 @@ async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSett
     metrics,
     log,
     healthy: () => true,
+    throttle,
     device: {
       sleep: (ms, signal) => {
         skipped += ms;
@@ -112,6 +114,27 @@ describe('admin listener: who may use it', () => {
     const signIn = await fetch(`${rig.admin.url}sign-in`, { method: 'POST', body: new URLSearchParams({ account: USER }), redirect: 'manual' });
     expect(signIn.status).toBe(401);
     expect(rig.idp.requests).toHaveLength(0);
+    expect((await fetch(`${rig.admin.url}healthz`)).status).toBe(200);
+  });
+
+  it('slows down wrong admin passwords from one address, then refuses it for the lockout (429), right password or not', async () => {
+    const throttle = new LoginThrottle({ freeFailures: 2, baseDelayMs: 150, maxDelayMs: 150, lockoutAfter: 4, lockoutMs: 60_000 });
+    const rig = await startRig({ password: new Secret('s3cret') }, 'authorization_code', throttle);
+    const get = (headers: Record<string, string> = {}) => fetch(`${rig.admin.url}api/status`, { headers });
+    // No credentials at all is a browser's first visit: the challenge, not a failure.
+    for (let i = 0; i < 5; i++) expect((await get()).status).toBe(401);
+    const timings: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      expect((await get({ authorization: basic('admin', `guess ${i}`) })).status).toBe(401);
+      timings.push(Date.now() - started);
+    }
+    expect(timings[2]).toBeGreaterThanOrEqual(140); // the third failure waits
+    expect((await get({ authorization: basic('admin', 's3cret') })).status).toBe(200); // success clears the count
+    for (let i = 0; i < 4; i++) expect((await get({ authorization: basic('admin', `guess ${i}`) })).status).toBe(401);
+    const locked = await get({ authorization: basic('admin', 's3cret') });
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(50);
     expect((await fetch(`${rig.admin.url}healthz`)).status).toBe(200);
   });
 
