@@ -31,6 +31,7 @@ const REPO = resolve(import.meta.dirname, '..');
 /** The `node` user of the official node images. */
 const NODE_USER = { name: 'node', uid: 1000, gid: 1000 };
 const STOP_DEADLINE_MS = 30_000;
+const LOG_WAIT_MS = 10_000;
 const PLACEHOLDER = 'placeholder-not-a-secret';
 
 const say = (msg) => process.stdout.write(`container-steps: ${msg}\n`);
@@ -193,6 +194,8 @@ async function startAndProbe(stage, cleanup) {
   const exited = new Promise((done) => proxy.once('exit', (code, signal) => done({ code, signal })));
   try {
     await waitHealthy(stage, pause, env, proxy);
+    // The log lines travel through a pipe and pino's buffer: healthy can come first.
+    for (const until = Date.now() + LOG_WAIT_MS; !/"event":"listener\.start"/.test(log) && Date.now() < until; ) await sleep(100);
     checkExposed(stage, log);
     proxy.kill('SIGTERM');
     const end = await Promise.race([exited, sleep(STOP_DEADLINE_MS, undefined, { ref: false }).then(() => ({ code: 'timeout' }))]);
