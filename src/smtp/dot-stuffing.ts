@@ -1,6 +1,7 @@
 const LF = 0x0a;
 const DOT = 0x2e;
-const DOT_BYTE = Buffer.from('.');
+/** A line-initial dot inside a chunk; one native search finds them all, instead of a JS step per line. */
+const LF_DOT = Buffer.from('\n.');
 
 /**
  * SMTP transparency (RFC 5321 section 4.5.2), applied while a message streams upstream: a line
@@ -11,6 +12,8 @@ const DOT_BYTE = Buffer.from('.');
  */
 export class DotStuffer {
   #atLineStart = true;
+  /** Offsets of the dots to double in the current chunk; reused so a chunk allocates only its output. */
+  readonly #dots: number[] = [];
 
   /** True when the bytes so far end with LF (or nothing was written): the end marker may follow. */
   get atLineStart(): boolean {
@@ -20,19 +23,30 @@ export class DotStuffer {
   /** The chunk with every line-initial dot doubled; the same Buffer when there is none. */
   stuff(chunk: Buffer): Buffer {
     if (chunk.length === 0) return chunk;
-    const parts: Buffer[] = [];
-    let from = 0;
-    if (this.#atLineStart && chunk[0] === DOT) {
-      parts.push(DOT_BYTE);
-    }
-    for (let lf = chunk.indexOf(LF); lf !== -1 && lf + 1 < chunk.length; lf = chunk.indexOf(LF, lf + 1)) {
-      if (chunk[lf + 1] !== DOT) continue;
-      parts.push(chunk.subarray(from, lf + 1), DOT_BYTE);
-      from = lf + 1;
-    }
+    const dots = this.#dots;
+    dots.length = 0;
+    // A chunk that starts a line: its first byte follows the LF that ended the previous chunk.
+    if (this.#atLineStart && chunk[0] === DOT) dots.push(0);
+    for (let at = chunk.indexOf(LF_DOT); at !== -1; at = chunk.indexOf(LF_DOT, at + 2)) dots.push(at + 1);
     this.#atLineStart = chunk[chunk.length - 1] === LF;
-    if (parts.length === 0) return chunk;
-    parts.push(chunk.subarray(from));
-    return Buffer.concat(parts);
+    return dots.length === 0 ? chunk : withDotsDoubled(chunk, dots);
   }
+}
+
+/**
+ * `chunk` with a second dot before each offset in `dots` (ascending). The chunk is copied once,
+ * then each segment is shifted right in place, last first, with copyWithin (a memmove): unlike
+ * Buffer.copy or subarray, it allocates nothing per segment, which matters when every line has a dot.
+ */
+function withDotsDoubled(chunk: Buffer, dots: readonly number[]): Buffer {
+  const out = Buffer.allocUnsafe(chunk.length + dots.length);
+  out.set(chunk);
+  let end = chunk.length;
+  for (let k = dots.length - 1; k >= 0; k--) {
+    const dot = dots[k] as number;
+    out.copyWithin(dot + k + 1, dot, end);
+    out[dot + k] = DOT;
+    end = dot;
+  }
+  return out;
 }

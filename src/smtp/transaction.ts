@@ -64,7 +64,9 @@ export async function transferMessage(s: SmtpSession, stream: SMTPServerDataStre
       if (size > max) failure = SMTP_REPLIES.messageTooBig(max);
       else {
         try {
-          await upstream.writeBody(chunk, s.gone.signal);
+          // Awaited only when the server's socket is full: no promise per chunk otherwise.
+          const wait = upstream.writeBody(chunk);
+          if (wait) await wait;
         } catch (err) {
           failure = smtpErrorReply(err, 'transaction');
         }

@@ -11,13 +11,15 @@ import { connectUpstream, hostPort, upgradeToTls } from '../net/upstream.js';
 import { OAUTHBEARER_ERROR_ACK, encodeOAuthBearer } from '../sasl/oauthbearer.js';
 import { encodeXOAuth2, parseOAuthErrorChallenge } from '../sasl/xoauth2.js';
 import type { Secret } from '../secret.js';
-import { DotStuffer } from './dot-stuffing.js';
+import { BodyWriter } from './body-writer.js';
 import { SmtpUpstreamIo, describeReply, parseExtensions, type SmtpReply } from './upstream-io.js';
 
 export type { SmtpReply } from './upstream-io.js';
 
 export interface UpstreamSmtpOptions {
   log?: Logger | undefined;
+  /** How long the server may take no message bytes before DATA fails; SMTP_UPSTREAM_STEP_TIMEOUT_MS unless a test needs less. */
+  dataStallTimeoutMs?: number | undefined;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function loginSmtpUpstream(
       ? encodeOAuthBearer(user, token, { host: server.servername ?? server.host, port: server.port })
       : encodeXOAuth2(user, token);
     await authenticate(io, mechanism, payload, deadline.signal);
-    return new UpstreamSmtpSession(io, extensions);
+    return new UpstreamSmtpSession(io, extensions, options.dataStallTimeoutMs ?? SMTP_UPSTREAM_STEP_TIMEOUT_MS);
   } catch (err) {
     io?.socket.destroy();
     throw toProxyError(err, 'upstream_unavailable', `SMTP server ${where}: login failed`);
@@ -134,11 +136,14 @@ export class UpstreamSmtpSession {
   readonly #io: SmtpUpstreamIo;
   /** EHLO keywords after login (upper case) with their parameters, e.g. SIZE 35882577. */
   readonly extensions: ReadonlyMap<string, string>;
-  #stuffer = new DotStuffer();
+  readonly #dataStallMs: number;
+  /** The message body in progress: from the server's 354 to the end marker or destroy(). */
+  #body: BodyWriter | undefined;
 
-  constructor(io: SmtpUpstreamIo, extensions: Map<string, string>) {
+  constructor(io: SmtpUpstreamIo, extensions: Map<string, string>, dataStallMs: number) {
     this.#io = io;
     this.extensions = extensions;
+    this.#dataStallMs = dataStallMs;
   }
 
   get where(): string {
@@ -159,25 +164,33 @@ export class UpstreamSmtpSession {
     return this.#step(`RCPT TO:<${address}>`, signal);
   }
 
-  /** DATA; the caller sends the message only after a 354. */
-  beginData(signal: AbortSignal): Promise<SmtpReply> {
-    this.#stuffer = new DotStuffer();
-    return this.#step('DATA', signal);
+  /**
+   * DATA; the caller sends the message only after a 354. From then until endData, `signal` also
+   * aborts a body write that is waiting for the server.
+   */
+  async beginData(signal: AbortSignal): Promise<SmtpReply> {
+    this.#endBody();
+    const reply = await this.#step('DATA', signal);
+    if (reply.code === 354) this.#body = new BodyWriter(this.#io, signal, this.#dataStallMs);
+    return reply;
   }
 
-  /** Message bytes, dot-stuffed on the way, with backpressure. */
-  async writeBody(chunk: Buffer, signal: AbortSignal): Promise<void> {
-    const deadline = startDeadline(SMTP_UPSTREAM_STEP_TIMEOUT_MS, 'upstream_unavailable', `SMTP server ${this.where} stopped taking the message`, signal);
-    try {
-      await this.#io.writeBytes(this.#stuffer.stuff(chunk), deadline.signal);
-    } finally {
-      deadline.clear();
-    }
+  /**
+   * Message bytes, dot-stuffed on the way, with backpressure. Returns undefined when the bytes
+   * were taken at once (no promise per chunk on that path), else a promise to await before the
+   * next chunk; it rejects (`upstream_unavailable`) when the connection closes or the server
+   * takes nothing for the stall timeout.
+   */
+  writeBody(chunk: Buffer): Promise<void> | undefined {
+    if (!this.#body) return Promise.reject(this.#io.fail('has no DATA in progress'));
+    return this.#body.write(chunk);
   }
 
   /** The end-of-data marker (after a CRLF when the message did not end with one), and the server's verdict. */
   endData(signal: AbortSignal): Promise<SmtpReply> {
-    return this.#step(this.#stuffer.atLineStart ? '.' : '\r\n.', signal, SMTP_UPSTREAM_DATA_END_TIMEOUT_MS);
+    const atLineStart = this.#body?.atLineStart ?? true;
+    this.#endBody();
+    return this.#step(atLineStart ? '.' : '\r\n.', signal, SMTP_UPSTREAM_DATA_END_TIMEOUT_MS);
   }
 
   /** RSET (RFC 5321 section 4.1.1.5): a clean slate for the next transaction. */
@@ -200,7 +213,13 @@ export class UpstreamSmtpSession {
 
   /** Drops the connection at once, e.g. in the middle of DATA, so the server discards the message. */
   destroy(): void {
+    this.#endBody();
     this.#io.socket.destroy();
+  }
+
+  #endBody(): void {
+    this.#body?.close();
+    this.#body = undefined;
   }
 
   /** One command and its reply; a broken or timed-out exchange leaves the connection unusable, so it is closed. */

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { MAX_SMTP_REPLY_LINES, MAX_UPSTREAM_LINE_BYTES } from '../limits.js';
-import { abortReason } from '../net/deadline.js';
 import { LineReader } from '../net/line-reader.js';
 
 /**
@@ -15,7 +14,7 @@ export interface SmtpReply {
 
 /**
  * The proxy's side of an SMTP dialogue with a mail server: bounded reply reading, command
- * writing, body writing with backpressure, and the socket swap for STARTTLS.
+ * writing, and the socket swap for STARTTLS (the message body goes through BodyWriter).
  */
 export class SmtpUpstreamIo {
   socket: Socket;
@@ -33,36 +32,6 @@ export class SmtpUpstreamIo {
   /** Sends one command line. Never pass a secret in `line` to a log. */
   write(line: string): void {
     this.socket.write(`${line}\r\n`);
-  }
-
-  /** Writes message bytes, waiting while the socket's buffer is full (bounded memory for any size). */
-  async writeBytes(bytes: Buffer, signal: AbortSignal): Promise<void> {
-    const socket = this.socket;
-    if (socket.destroyed || socket.writableEnded) throw this.fail('closed the connection during DATA');
-    if (socket.write(bytes)) return;
-    await new Promise<void>((resolve, reject) => {
-      const cleanup = (): void => {
-        socket.off('drain', onDrain);
-        socket.off('close', onClose);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const onDrain = (): void => {
-        cleanup();
-        resolve();
-      };
-      const onClose = (): void => {
-        cleanup();
-        reject(this.fail('closed the connection during DATA'));
-      };
-      const onAbort = (): void => {
-        cleanup();
-        reject(abortReason(signal));
-      };
-      socket.on('drain', onDrain);
-      socket.on('close', onClose);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
   }
 
   /** Reads one reply, all its lines. */

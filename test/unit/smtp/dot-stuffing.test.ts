@@ -1,11 +1,31 @@
 import { randomInt } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DotStuffer } from '../../../src/smtp/dot-stuffing.js';
+import { fuzzParams, runs } from '../../fuzz/bytes.js';
 
 /** RFC 5321 section 4.5.2 on the whole message at once: a dot at the start of any line (after any LF) is doubled. */
 function reference(message: string): string {
   return message.replace(/(^|\n)\./g, '$1..');
 }
+
+/** The same rule byte by byte, written as plainly as possible to check the searching implementation against. */
+function referenceBytes(message: Buffer): Buffer {
+  const out: number[] = [];
+  message.forEach((byte, i) => {
+    if (byte === 0x2e && (i === 0 || message[i - 1] === 0x0a)) out.push(0x2e);
+    out.push(byte);
+  });
+  return Buffer.from(out);
+}
+
+/** Messages dense in what matters (dots, CR, LF, and the pairs between them), with some other bytes. */
+const denseMessage = fc
+  .array(fc.constantFrom('.', '.', '\n', '\r', '\r\n', '\n.', '\r\n.', '..', 'a', 'xyz', '\x00', '\xff'), { maxLength: 80 })
+  .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+
+/** Cut points, repeats allowed, so some chunks are empty. */
+const cutPoints = fc.array(fc.nat(), { maxLength: 10 });
 
 function stuffInChunks(message: Buffer, cuts: number[]): { out: string; atLineStart: boolean } {
   const stuffer = new DotStuffer();
@@ -41,6 +61,27 @@ describe('DotStuffer', () => {
       expect(out).toBe(reference(text));
       expect(atLineStart).toBe(text.length === 0 || text.endsWith('\n'));
     }
+  });
+
+  it('property: any chunking gives the byte-by-byte reference output; a chunk comes back as is exactly when it has no dot to double', () => {
+    fc.assert(
+      fc.property(denseMessage, cutPoints, (message, rawCuts) => {
+        const cuts = rawCuts.map((c) => c % (message.length + 1)).sort((x, y) => x - y);
+        const stuffer = new DotStuffer();
+        const outputs: Buffer[] = [];
+        let from = 0;
+        for (const cut of [...cuts, message.length]) {
+          const chunk = message.subarray(from, cut);
+          const out = stuffer.stuff(chunk);
+          expect(out === chunk).toBe(out.length === chunk.length);
+          outputs.push(out);
+          from = cut;
+        }
+        expect(Buffer.concat(outputs).equals(referenceBytes(message))).toBe(true);
+        expect(stuffer.atLineStart).toBe(message.length === 0 || message[message.length - 1] === 0x0a);
+      }),
+      fuzzParams(runs(3000)),
+    );
   });
 
   it('returns the same buffer when there is nothing to stuff', () => {

@@ -23,17 +23,22 @@ interface Scripted {
 }
 
 const servers: Server[] = [];
+/** Server ends of connections, destroyed after each test: a paused one never reads our FIN, so close() would wait forever. */
+const accepted = new Set<TLSSocket>();
 
 afterEach(async () => {
+  for (const socket of accepted) socket.destroy();
+  accepted.clear();
   for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
 });
 
 /** A TLS server that greets, answers `EHLO` with `ehlo`, and every other line with `respond`. */
-async function scripted(respond: Respond, options: { greeting?: string; dataReply?: string } = {}): Promise<Scripted> {
+async function scripted(respond: Respond, options: { greeting?: string; dataReply?: string; stallData?: boolean } = {}): Promise<Scripted> {
   const certs = getTestCertificates();
   const result: Scripted = { server: undefined as unknown as UpstreamServer, lines: [], data: [] };
   const server = createServer({ cert: certs.certPem, key: certs.keyPem }, (socket: TLSSocket) => {
     socket.on('error', () => undefined);
+    accepted.add(socket);
     socket.write(`${options.greeting ?? '220 scripted ESMTP'}\r\n`);
     let buffer = Buffer.alloc(0);
     let inData = false;
@@ -56,6 +61,8 @@ async function scripted(respond: Respond, options: { greeting?: string; dataRepl
         result.lines.push(line);
         const reply = line.startsWith('EHLO ') ? '250-scripted\r\n250-SIZE 1000\r\n250 AUTH XOAUTH2 OAUTHBEARER' : respond(line);
         if (reply === '354 go on') inData = true;
+        // A server that stops reading: once the socket buffers fill, our writes must wait, then give up.
+        if (reply === '354 go on' && options.stallData) socket.pause();
         if (reply !== undefined) socket.write(`${reply}\r\n`);
       }
     });
@@ -91,8 +98,8 @@ describe('upstream SMTP login', () => {
     expect(s.lines.at(-1)).toBe('MAIL FROM:<alice@example.com> SIZE=10');
     expect(await session.rcptTo('nobody@example.org', signal())).toEqual({ code: 550, lines: ['5.1.1 No such user', '5.1.1 Really'] });
     expect((await session.beginData(signal())).code).toBe(354);
-    await session.writeBody(Buffer.from('Subject: x\r\n\r\n.dot\r\n'), signal());
-    await session.writeBody(Buffer.from('.\r\nend'), signal());
+    await session.writeBody(Buffer.from('Subject: x\r\n\r\n.dot\r\n'));
+    await session.writeBody(Buffer.from('.\r\nend'));
     expect(await session.endData(signal())).toEqual({ code: 250, lines: ['2.0.0 OK queued as 42'] });
     expect(Buffer.concat(s.data).toString('latin1')).toBe('Subject: x\r\n\r\n..dot\r\n..\r\nend\r\n.\r\n');
     await session.quit();
@@ -140,7 +147,71 @@ describe('upstream SMTP login', () => {
     const session = await loginSmtpUpstream(s.server, 'alice@example.com', TOKEN, 'xoauth2', signal());
     await session.mailFrom('a@b', [], signal());
     expect(await session.beginData(signal())).toEqual({ code: 554, lines: ['5.5.1 No valid recipients'] });
+    await expect(session.writeBody(Buffer.from('x'))).rejects.toMatchObject({ code: 'upstream_unavailable', message: expect.stringContaining('no DATA in progress') });
     expect(await session.reset(signal())).toEqual({ code: 250, lines: ['ok'] });
     session.destroy();
+  });
+});
+
+describe('upstream SMTP message body', () => {
+  const accept: Respond = (line) => (line.startsWith('AUTH') ? '235 ok' : line === 'DATA' ? '354 go on' : '250 ok');
+  const chunk = Buffer.alloc(64 * 1024, 'a');
+
+  async function inData(s: Scripted, dataSignal: AbortSignal, dataStallTimeoutMs = 5000) {
+    const session = await loginSmtpUpstream(s.server, 'alice@example.com', TOKEN, 'xoauth2', signal(), { dataStallTimeoutMs });
+    await session.mailFrom('a@b', [], signal());
+    expect((await session.beginData(dataSignal)).code).toBe(354);
+    return session;
+  }
+
+  /** Writes until a write has to wait for the server, and returns that wait. */
+  function firstWait(session: Awaited<ReturnType<typeof inData>>): Promise<void> {
+    for (;;) {
+      const wait = session.writeBody(chunk);
+      if (wait) return wait;
+    }
+  }
+
+  it('a server that stops taking bytes fails the write once one wait has lasted the stall timeout', async () => {
+    const s = await scripted(accept, { stallData: true });
+    const session = await inData(s, signal(), 300);
+    let waitStarted = 0;
+    const fill = async (): Promise<void> => {
+      for (;;) {
+        const wait = session.writeBody(chunk);
+        waitStarted = Date.now();
+        if (wait) await wait;
+      }
+    };
+    const err: unknown = await fill().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'upstream_unavailable', message: `SMTP server 127.0.0.1:${s.server.port} stopped taking the message` });
+    expect((err as Error).cause).toMatchObject({ name: 'TimeoutError' });
+    expect(Date.now() - waitStarted).toBeGreaterThanOrEqual(280);
+    session.destroy();
+  });
+
+  it('time spent waiting for the client does not count toward the stall timeout', async () => {
+    const s = await scripted(accept);
+    const session = await inData(s, signal(), 100);
+    await session.writeBody(Buffer.from('Subject: slow\r\n\r\n'));
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await session.writeBody(Buffer.from('.still here\r\n'));
+    expect((await session.endData(signal())).code).toBe(250);
+    expect(Buffer.concat(s.data).toString('latin1')).toBe('Subject: slow\r\n\r\n..still here\r\n.\r\n');
+    session.destroy();
+  });
+
+  it('a write waiting for the server fails when the connection is dropped or the signal aborts', async () => {
+    const dropped = await inData(await scripted(accept, { stallData: true }), signal());
+    const wait = firstWait(dropped);
+    dropped.destroy();
+    await expect(wait).rejects.toMatchObject({ code: 'upstream_unavailable', message: expect.stringContaining('closed the connection during DATA') });
+
+    const controller = new AbortController();
+    const aborted = await inData(await scripted(accept, { stallData: true }), controller.signal);
+    const pending = firstWait(aborted);
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ code: 'aborted' });
+    aborted.destroy();
   });
 });
