@@ -114,3 +114,7 @@ export const UPSTREAM_CA_FILE_RECHECK_MS = 10_000;
  * least recently stored is forgotten first.
  */
 export const UPSTREAM_TLS_SESSIONS_MAX = 256;
+/** Resumption offers a mail server may decline in a row before it is offered none for a while. */
+export const UPSTREAM_TLS_DECLINES_BEFORE_PAUSE = 3;
+/** How long a server that declines resumption is offered no session (then it is tried again). */
+export const UPSTREAM_TLS_RESUME_PAUSE_MS = 60 * 60_000;

@@ -1,5 +1,5 @@
 import type { SecureContext, TLSSocket } from 'node:tls';
-import { UPSTREAM_TLS_SESSIONS_MAX } from '../limits.js';
+import { UPSTREAM_TLS_DECLINES_BEFORE_PAUSE, UPSTREAM_TLS_RESUME_PAUSE_MS, UPSTREAM_TLS_SESSIONS_MAX } from '../limits.js';
 
 /**
  * TLS session resumption toward mail servers (RFC 8446 section 2.2, RFC 5077): the newest
@@ -17,30 +17,65 @@ import { UPSTREAM_TLS_SESSIONS_MAX } from '../limits.js';
  * performs a full handshake.
  */
 export class TlsSessionCache {
-  readonly #byContext = new WeakMap<SecureContext, Map<string, Buffer>>();
+  readonly #byContext = new WeakMap<SecureContext, Map<string, ServerSessions>>();
+  readonly #now: () => number;
 
-  /** The session to offer for `key` under `context`, if any. */
-  get(context: SecureContext, key: TlsSessionKey): Buffer | undefined {
-    return this.#byContext.get(context)?.get(key.id);
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
   }
 
-  /** Keeps the newest session `socket` receives (TLS 1.3 sends its tickets after the handshake). */
-  remember(socket: TLSSocket, context: SecureContext, key: TlsSessionKey): void {
+  /** The session to offer for `key` under `context`, if any (none while the server is declining them). */
+  get(context: SecureContext, key: TlsSessionKey): Buffer | undefined {
+    const entry = this.#byContext.get(context)?.get(key.id);
+    return entry && entry.pausedUntil <= this.#now() ? entry.session : undefined;
+  }
+
+  /**
+   * Watches a connection made with get()'s answer (`offered`): keeps the newest session it
+   * receives (TLS 1.3 sends its tickets after the handshake), and notes whether the server took
+   * the one offered. A server that declines UPSTREAM_TLS_DECLINES_BEFORE_PAUSE in a row (Dovecot
+   * with a login process per connection cannot resume) is offered none for a while: an offer it
+   * will refuse only makes the ClientHello bigger and costs a session to deserialize per login.
+   */
+  remember(socket: TLSSocket, context: SecureContext, key: TlsSessionKey, offered: boolean): void {
+    const entry = this.#entry(context, key.id);
+    if (entry.pausedUntil > this.#now()) return;
+    socket.once('secureConnect', () => {
+      if (!offered) return;
+      if (socket.isSessionReused()) entry.declines = 0;
+      else if (++entry.declines >= UPSTREAM_TLS_DECLINES_BEFORE_PAUSE) {
+        entry.declines = 0;
+        entry.session = undefined;
+        entry.pausedUntil = this.#now() + UPSTREAM_TLS_RESUME_PAUSE_MS;
+      }
+    });
     socket.once('session', (session: Buffer) => {
-      if (socket.authorized || !key.verified) this.#store(context, key.id, session);
+      if ((socket.authorized || !key.verified) && entry.pausedUntil <= this.#now()) entry.session = session;
     });
   }
 
-  #store(context: SecureContext, key: string, session: Buffer): void {
-    let sessions = this.#byContext.get(context);
-    if (!sessions) this.#byContext.set(context, (sessions = new Map()));
-    sessions.delete(key);
-    sessions.set(key, session);
-    if (sessions.size > UPSTREAM_TLS_SESSIONS_MAX) {
-      const oldest = sessions.keys().next().value;
-      if (oldest !== undefined) sessions.delete(oldest);
+  #entry(context: SecureContext, id: string): ServerSessions {
+    let servers = this.#byContext.get(context);
+    if (!servers) this.#byContext.set(context, (servers = new Map()));
+    let entry = servers.get(id);
+    if (!entry) {
+      entry = { declines: 0, pausedUntil: 0 };
+      servers.set(id, entry);
+      if (servers.size > UPSTREAM_TLS_SESSIONS_MAX) {
+        const oldest = servers.keys().next().value;
+        if (oldest !== undefined) servers.delete(oldest);
+      }
     }
+    return entry;
   }
+}
+
+interface ServerSessions {
+  session?: Buffer | undefined;
+  /** Offers declined in a row. */
+  declines: number;
+  /** No offers before this time (epoch ms). */
+  pausedUntil: number;
 }
 
 /** Which sessions may be offered to a server: its address, the name checked, and whether it is verified. */

@@ -84,7 +84,7 @@ async function upstreamTls(server: UpstreamServer, log: Logger | undefined): Pro
 }
 
 function resumable(socket: TLSSocket, tls: UpstreamTls): TLSSocket {
-  sessions.remember(socket, tls.context, tls.sessionKey);
+  sessions.remember(socket, tls.context, tls.sessionKey, tls.options.session !== undefined);
   return socket;
 }
 

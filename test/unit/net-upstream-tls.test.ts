@@ -1,11 +1,14 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect as tlsConnect, createSecureContext, createServer, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { UpstreamServer } from '../../src/config/resolve.js';
 import { ProxyError } from '../../src/errors.js';
-import { UPSTREAM_CA_FILE_RECHECK_MS } from '../../src/limits.js';
+import { UPSTREAM_CA_FILE_RECHECK_MS, UPSTREAM_TLS_DECLINES_BEFORE_PAUSE, UPSTREAM_TLS_RESUME_PAUSE_MS } from '../../src/limits.js';
+import { TlsSessionCache, tlsSessionKey } from '../../src/net/tls-sessions.js';
 import { connectUpstream } from '../../src/net/upstream.js';
 import { getTestCertificates } from '../fakes/certs.js';
 
@@ -105,5 +108,48 @@ describe('upstream TLS session resumption', () => {
     expect(await resumed(insecure)).toBe(false);
     expect(await resumed(insecure)).toBe(true);
     expect(await resumed(upstream(caFile))).toBe(false);
+  });
+});
+
+describe('TlsSessionCache with a server that declines resumption', () => {
+  it('stops offering sessions after three declines in a row, and offers again after the pause', async () => {
+    // A new ticket key after every connection: each ticket it handed out is useless next time.
+    let rotations = 0;
+    let made = 0;
+    const rotating = createServer({ cert: certs.certPem, key: certs.keyPem }, (socket) => {
+      socket.end('* OK ready\r\n');
+      socket.once('close', () => {
+        rotating.setTicketKeys(randomBytes(48));
+        rotations++;
+      });
+    });
+    await new Promise<void>((resolve) => rotating.listen(0, '127.0.0.1', resolve));
+    let now = 1_000_000;
+    const cache = new TlsSessionCache(() => now);
+    const context = createSecureContext({ ca: certs.caPem });
+    const key = tlsSessionKey('127.0.0.1', (rotating.address() as { port: number }).port, 'localhost', true);
+    const connectOnce = async (): Promise<{ offered: boolean; reused: boolean }> => {
+      const session = cache.get(context, key);
+      const socket = tlsConnect({ host: '127.0.0.1', port: (rotating.address() as { port: number }).port, servername: 'localhost', secureContext: context, ...(session ? { session } : {}) });
+      cache.remember(socket, context, key, session !== undefined);
+      await once(socket, 'secureConnect');
+      const reused = socket.isSessionReused();
+      await new Promise((resolve) => socket.once('close', resolve).resume());
+      // The server rotates its key when its side has closed: wait for that before the next offer.
+      made++;
+      while (rotations < made) await new Promise((resolve) => setTimeout(resolve, 5));
+      return { offered: session !== undefined, reused };
+    };
+    try {
+      expect(await connectOnce()).toEqual({ offered: false, reused: false });
+      for (let i = 0; i < UPSTREAM_TLS_DECLINES_BEFORE_PAUSE; i++) expect(await connectOnce()).toEqual({ offered: true, reused: false });
+      expect(await connectOnce()).toEqual({ offered: false, reused: false });
+      expect(await connectOnce()).toEqual({ offered: false, reused: false });
+      now += UPSTREAM_TLS_RESUME_PAUSE_MS + 1;
+      expect(await connectOnce()).toEqual({ offered: false, reused: false }); // collects a ticket again
+      expect(await connectOnce()).toEqual({ offered: true, reused: false });
+    } finally {
+      await new Promise((resolve) => rotating.close(resolve));
+    }
   });
 });
