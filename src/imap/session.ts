@@ -1,62 +1,36 @@
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
-import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
-import type { Logger } from '../log.js';
-import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
-import { ClientConnection } from '../net/client-connection.js';
-import { startDeadline, type Deadline } from '../net/deadline.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
+import { startDeadline } from '../net/deadline.js';
 import { relay } from '../net/relay.js';
+import { openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
 import { readCommand } from './command-reader.js';
 import { PRELOGIN_COMMANDS, preLoginCapabilities, type LoginRequest } from './commands.js';
 import { preLoginContext } from './context.js';
-import { IMAP_REPLIES, imapErrorReply, outcomeOf } from './replies.js';
+import { IMAP_REPLIES, imapErrorReply } from './replies.js';
 import { loginImapUpstream, type UpstreamImapSession } from './upstream-login.js';
 
 /** What an IMAP session needs; built once per listener by the composition root. */
-export interface ImapSessionDeps {
-  listener: ListenerConfig;
+export interface ImapSessionDeps extends SessionFrameDeps {
   accounts: Authenticator;
   tokens: TokenManager;
-  log: Logger;
   /** Required for STARTTLS listeners (implicit TLS is handled by the listener). */
   tlsContext?: SecureContext | undefined;
   /** Where an account's sessions are relayed to; default `account.servers.imap`. */
   findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
-  /** Aborted when the proxy shuts down: a session not yet logged in says BYE at once. */
-  shutdown?: AbortSignal | undefined;
   /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */
   relayIdleTimeoutMs?: number | undefined;
-  /** Sessions, bytes and upstream login times for /metrics and the status page. */
-  metrics?: SessionMetrics | undefined;
 }
 
 /** One connection's state: the story below reads and updates it. */
-export interface ImapSession {
+export interface ImapSession extends SessionFrame {
   readonly deps: ImapSessionDeps;
-  readonly client: ClientInfo;
-  readonly log: Logger;
-  readonly conn: ClientConnection;
-  /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
-  readonly loginDeadline: Deadline;
-  readonly end: SessionSummary;
-  readonly metrics: SessionRecorder;
-  badCommands: number;
-}
-
-interface SessionSummary {
-  account?: string | undefined;
-  outcome: string;
-  bytesFromClient: number;
-  bytesFromServer: number;
-  relayEnd?: string | undefined;
 }
 
 interface LoggedIn {
@@ -74,40 +48,12 @@ type Step = 'continue' | 'close' | LoggedIn;
  * Ends with exactly one `session.end` log line.
  */
 export async function handleImapConnection(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): Promise<void> {
-  const s = openSession(socket, client, deps);
-  const started = Date.now();
-  s.log.info({ event: 'session.start', tls: s.conn.isTls, port: client.port }, 'IMAP session started');
-  try {
+  const s: ImapSession = { ...openSessionFrame('imap', socket, client, deps), deps };
+  await runSession(s, 'IMAP', async () => {
     const loggedIn = await serveUntilLogin(s);
     s.loginDeadline.clear();
     if (loggedIn) await relayLoggedIn(s, loggedIn);
-  } catch (err) {
-    s.end.outcome = outcomeOf(err);
-    s.log.error({ event: 'session.error', err: describeError(err) }, 'IMAP session failed');
-  } finally {
-    s.loginDeadline.clear();
-    await s.conn.close();
-    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
-    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `IMAP session ended: ${outcome}`);
-    s.metrics.ended(s.end);
-  }
-}
-
-function openSession(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): ImapSession {
-  const { listener } = deps;
-  const shutdown = deps.shutdown ? [deps.shutdown] : [];
-  const loginMs = listener.login_timeout * 1000;
-  const loginDeadline = startDeadline(loginMs, 'limit_exceeded', `no login within ${listener.login_timeout} s`, shutdown);
-  return {
-    deps,
-    client,
-    log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol: 'imap', client: client.address }),
-    conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
-    loginDeadline,
-    end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
-    metrics: (deps.metrics ?? NO_METRICS).openSession('imap'),
-    badCommands: 0,
-  };
+  });
 }
 
 /** Greeting, then one command at a time until a login succeeds or the session ends. */

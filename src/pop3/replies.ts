@@ -1,5 +1,4 @@
-import { ProxyError, isProxyError } from '../errors.js';
-import { isClientClosed } from '../net/client-connection.js';
+import { ProxyError } from '../errors.js';
 import { isTimeout } from '../net/deadline.js';
 
 /** What the client is told about an error, and whether the connection ends with it. */
@@ -78,9 +77,3 @@ function text(message: string | undefined): string {
   return bounded || 'Error';
 }
 
-/** The session's outcome for a failure, for the `session.end` log line. */
-export function outcomeOf(err: unknown): string {
-  if (isClientClosed(err)) return 'client_closed';
-  if (isProxyError(err, 'limit_exceeded') && isTimeout(err)) return 'timeout';
-  return err instanceof ProxyError ? err.code : 'error';
-}

@@ -1,64 +1,38 @@
-import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
-import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
-import type { Logger } from '../log.js';
-import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
-import { ClientConnection } from '../net/client-connection.js';
-import { startDeadline, type Deadline } from '../net/deadline.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
+import { startDeadline } from '../net/deadline.js';
 import { relay } from '../net/relay.js';
+import { openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
 import { PRELOGIN_COMMANDS, type LoginRequest } from './commands.js';
 import { preLoginContext } from './context.js';
-import { POP3_REPLIES, outcomeOf, pop3ErrorReply } from './replies.js';
+import { POP3_REPLIES, pop3ErrorReply } from './replies.js';
 import { lineTooLongError, parseCommandLine } from './syntax.js';
 import { loginPop3Upstream, type UpstreamPop3Session } from './upstream-login.js';
 
 /** What a POP3 session needs; built once per listener by the composition root. */
-export interface Pop3SessionDeps {
-  listener: ListenerConfig;
+export interface Pop3SessionDeps extends SessionFrameDeps {
   accounts: Authenticator;
   tokens: TokenManager;
-  log: Logger;
   /** Required for STARTTLS listeners (implicit TLS is handled by the listener). */
   tlsContext?: SecureContext | undefined;
   /** Where an account's sessions are relayed to; default `account.servers.pop3`. */
   findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
-  /** Aborted when the proxy shuts down: a session not yet logged in says goodbye at once. */
-  shutdown?: AbortSignal | undefined;
   /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */
   relayIdleTimeoutMs?: number | undefined;
-  /** Sessions, bytes and upstream login times for /metrics and the status page. */
-  metrics?: SessionMetrics | undefined;
 }
 
 /** One connection's state: the story below reads and updates it. */
-export interface Pop3Session {
+export interface Pop3Session extends SessionFrame {
   readonly deps: Pop3SessionDeps;
-  readonly client: ClientInfo;
-  readonly log: Logger;
-  readonly conn: ClientConnection;
-  /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
-  readonly loginDeadline: Deadline;
-  readonly end: SessionSummary;
-  readonly metrics: SessionRecorder;
-  badCommands: number;
   /** The name given by USER, waiting for PASS. */
   pendingUser: string | undefined;
-}
-
-interface SessionSummary {
-  account?: string | undefined;
-  outcome: string;
-  bytesFromClient: number;
-  bytesFromServer: number;
-  relayEnd?: string | undefined;
 }
 
 type Step = 'continue' | 'close' | UpstreamPop3Session;
@@ -70,41 +44,12 @@ type Step = 'continue' | 'close' | UpstreamPop3Session;
  * succeeded. Ends with exactly one `session.end` log line.
  */
 export async function handlePop3Connection(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Promise<void> {
-  const s = openSession(socket, client, deps);
-  const started = Date.now();
-  s.log.info({ event: 'session.start', tls: s.conn.isTls, port: client.port }, 'POP3 session started');
-  try {
+  const s: Pop3Session = { ...openSessionFrame('pop3', socket, client, deps), deps, pendingUser: undefined };
+  await runSession(s, 'POP3', async () => {
     const upstream = await serveUntilLogin(s);
     s.loginDeadline.clear();
     if (upstream) await relayLoggedIn(s, upstream);
-  } catch (err) {
-    s.end.outcome = outcomeOf(err);
-    s.log.error({ event: 'session.error', err: describeError(err) }, 'POP3 session failed');
-  } finally {
-    s.loginDeadline.clear();
-    await s.conn.close();
-    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
-    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `POP3 session ended: ${outcome}`);
-    s.metrics.ended(s.end);
-  }
-}
-
-function openSession(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Pop3Session {
-  const { listener } = deps;
-  const shutdown = deps.shutdown ? [deps.shutdown] : [];
-  const loginDeadline = startDeadline(listener.login_timeout * 1000, 'limit_exceeded', `no login within ${listener.login_timeout} s`, AbortSignal.any(shutdown));
-  return {
-    deps,
-    client,
-    log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol: 'pop3', client: client.address }),
-    // The reader's bound is the one for SASL answers; command lines are held to RFC 2449's 255 octets.
-    conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
-    loginDeadline,
-    end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
-    metrics: (deps.metrics ?? NO_METRICS).openSession('pop3'),
-    badCommands: 0,
-    pendingUser: undefined,
-  };
+  });
 }
 
 /** Greeting, then one command at a time until a login succeeds or the session ends. */

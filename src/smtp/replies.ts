@@ -1,5 +1,4 @@
 import { ProxyError } from '../errors.js';
-import { isClientClosed } from '../net/client-connection.js';
 import { isTimeout } from '../net/deadline.js';
 import type { SmtpReply } from './upstream-io.js';
 
@@ -85,13 +84,6 @@ export const SMTP_REPLIES = {
   messageTooBig: (max: number) => reply(552, `5.3.4 Message exceeds the maximum size of ${max} bytes`),
   banner: 'oauth-mail-proxy',
 } as const;
-
-/** The session's outcome for a failure, for the `session.end` log line. */
-export function outcomeOf(err: unknown): string {
-  if (isClientClosed(err)) return 'client_closed';
-  if (err instanceof ProxyError && err.code === 'limit_exceeded' && isTimeout(err)) return 'timeout';
-  return err instanceof ProxyError ? err.code : 'error';
-}
 
 function reply(code: number, message: string): SmtpReplyError {
   return Object.assign(new Error(message), { responseCode: code });

@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { ClientInfo } from '../accounts/types.js';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError, describeError, isProxyError } from '../errors.js';
+import { MAX_PRELOGIN_LINE_BYTES } from '../limits.js';
+import type { Logger } from '../log.js';
+import { NO_METRICS, type SessionMetrics, type SessionOutcome, type SessionRecorder } from '../metrics.js';
+import { ClientConnection, isClientClosed } from './client-connection.js';
+import { isTimeout, startDeadline, type Deadline } from './deadline.js';
+
+/** The numbers of the one `session.end` line, filled in as the session goes. */
+export interface SessionSummary extends SessionOutcome {
+  relayEnd?: string | undefined;
+}
+
+/** What a line-based session needs from its dependencies to open its frame. */
+export interface SessionFrameDeps {
+  listener: ListenerConfig;
+  log: Logger;
+  /** Aborted when the proxy shuts down: a session not yet logged in says goodbye at once. */
+  shutdown?: AbortSignal | undefined;
+  metrics?: SessionMetrics | undefined;
+}
+
+/**
+ * What every IMAP and POP3 session has around its own dialogue: a child logger with a session
+ * id, the client connection and its line reader, the login deadline, the summary of the
+ * `session.end` line, the metrics recorder, and the count of bad commands.
+ */
+export interface SessionFrame {
+  readonly client: ClientInfo;
+  readonly log: Logger;
+  readonly conn: ClientConnection;
+  /** Login timeout (from connect) and shutdown: bounds every wait for the client before login. */
+  readonly loginDeadline: Deadline;
+  readonly end: SessionSummary;
+  readonly metrics: SessionRecorder;
+  badCommands: number;
+}
+
+export function openSessionFrame(protocol: 'imap' | 'pop3', socket: Socket, client: ClientInfo, deps: SessionFrameDeps): SessionFrame {
+  const { listener } = deps;
+  const shutdown = deps.shutdown ? [deps.shutdown] : [];
+  return {
+    client,
+    log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol, client: client.address }),
+    // The reader's bound is the one for SASL answers; each protocol holds its command lines to its own.
+    conn: new ClientConnection(socket, MAX_PRELOGIN_LINE_BYTES),
+    loginDeadline: startDeadline(listener.login_timeout * 1000, 'limit_exceeded', `no login within ${listener.login_timeout} s`, shutdown),
+    end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
+    metrics: (deps.metrics ?? NO_METRICS).openSession(protocol),
+    badCommands: 0,
+  };
+}
+
+/**
+ * The frame's part of a session, told once: `session.start`, the protocol's own `story`
+ * (pre-login dialogue, upstream login, relay), then the goodbye close, exactly one
+ * `session.end` line and the metrics. A failure the story did not handle is logged, never thrown.
+ */
+export async function runSession(s: SessionFrame, label: string, story: () => Promise<void>): Promise<void> {
+  const started = Date.now();
+  s.log.info({ event: 'session.start', tls: s.conn.isTls, port: s.client.port }, `${label} session started`);
+  try {
+    await story();
+  } catch (err) {
+    s.end.outcome = outcomeOf(err);
+    s.log.error({ event: 'session.error', err: describeError(err) }, `${label} session failed`);
+  } finally {
+    s.loginDeadline.clear();
+    await s.conn.close();
+    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
+    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `${label} session ended: ${outcome}`);
+    s.metrics.ended(s.end);
+  }
+}
+
+/** The session's outcome for a failure, for the `session.end` log line. */
+export function outcomeOf(err: unknown): string {
+  if (isClientClosed(err)) return 'client_closed';
+  if (isProxyError(err, 'limit_exceeded') && isTimeout(err)) return 'timeout';
+  return err instanceof ProxyError ? err.code : 'error';
+}
