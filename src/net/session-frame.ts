@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { ClientInfo } from '../accounts/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError, isProxyError } from '../errors.js';
-import { MAX_PRELOGIN_LINE_BYTES } from '../limits.js';
+import { MAX_BAD_COMMANDS, MAX_PRELOGIN_LINE_BYTES } from '../limits.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type SessionMetrics, type SessionOutcome, type SessionRecorder } from '../metrics.js';
 import { ClientConnection, isClientClosed } from './client-connection.js';
@@ -74,6 +74,31 @@ export async function runSession(s: SessionFrame, label: string, story: () => Pr
     s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `${label} session ended: ${outcome}`);
     s.metrics.ended(s.end);
   }
+}
+
+/** A failed command's reply as the protocol words it, and whether the session ends with it. */
+export interface FailureReply {
+  lines: string | readonly string[];
+  close: boolean;
+}
+
+/**
+ * Answers a failed command before login. Bad commands are counted and after MAX_BAD_COMMANDS
+ * the session hangs up with `tooManyBadCommands` (a client that keeps getting the syntax wrong
+ * is broken or probing). A last reply is given up after a while: a client that does not read
+ * must not hold the session.
+ */
+export async function answerFailure(s: SessionFrame, err: unknown, reply: FailureReply, tooManyBadCommands: string): Promise<'continue' | 'close'> {
+  if (reply.close) await s.conn.goodbye(reply.lines);
+  else await s.conn.send(reply.lines, s.loginDeadline.signal);
+  if (err instanceof ProxyError && err.code !== 'bad_input') s.end.outcome = outcomeOf(err);
+  if (reply.close) return 'close';
+  if (err instanceof ProxyError && err.code === 'bad_input' && ++s.badCommands >= MAX_BAD_COMMANDS) {
+    await s.conn.goodbye(tooManyBadCommands);
+    s.end.outcome = 'too_many_bad_commands';
+    return 'close';
+  }
+  return 'continue';
 }
 
 /** The session's outcome for a failure, for the `session.end` log line. */

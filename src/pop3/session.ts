@@ -3,10 +3,10 @@ import type { SecureContext } from 'node:tls';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS, MAX_BAD_COMMANDS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import { startDeadline } from '../net/deadline.js';
 import { relay } from '../net/relay.js';
-import { openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
+import { answerFailure, openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
@@ -110,23 +110,10 @@ async function nextCommand(s: Pop3Session, signal: AbortSignal): Promise<Step> {
   return attemptLogin(s, result);
 }
 
-/**
- * Answers a failed command. Bad commands are counted and after MAX_BAD_COMMANDS we hang up
- * (a client that keeps getting the syntax wrong is broken or probing).
- */
-async function refuse(s: Pop3Session, err: unknown): Promise<Step> {
+/** Answers a failed command (net/session-frame.ts counts the bad ones and hangs up after a few). */
+function refuse(s: Pop3Session, err: unknown): Promise<Step> {
   const reply = pop3ErrorReply(err);
-  // A last reply is given up after a while: a client that does not read must not hold the session.
-  if (reply.close) await s.conn.goodbye(reply.line);
-  else await s.conn.send(reply.line, s.loginDeadline.signal);
-  if (err instanceof ProxyError && err.code !== 'bad_input') s.end.outcome = outcomeOf(err);
-  if (reply.close) return 'close';
-  if (err instanceof ProxyError && err.code === 'bad_input' && ++s.badCommands >= MAX_BAD_COMMANDS) {
-    await s.conn.goodbye(POP3_REPLIES.tooManyBadCommands);
-    s.end.outcome = 'too_many_bad_commands';
-    return 'close';
-  }
-  return 'continue';
+  return answerFailure(s, err, { lines: reply.line, close: reply.close }, POP3_REPLIES.tooManyBadCommands);
 }
 
 /** The local login, then token and upstream login. A failure is answered and the client may retry. */
