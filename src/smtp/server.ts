@@ -4,6 +4,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import { describeError } from '../errors.js';
 import type { ConnectionHandler } from '../net/listener.js';
 import { Secret } from '../secret.js';
+import { installFastDataScan } from './data-scan.js';
 import { SMTP_REPLIES, smtpErrorReply, type SmtpReplyError } from './replies.js';
 import { authenticateClient, dropUpstream, openSmtpSession, relayAccountFor, type SmtpSession, type SmtpSessionDeps } from './session.js';
 import { addRecipient, startMail, transferMessage } from './transaction.js';
@@ -30,6 +31,9 @@ interface Live {
  */
 export function createSmtpHandler(deps: SmtpSessionDeps): ConnectionHandler {
   const live = new Map<string, Live>();
+  if (!installFastDataScan()) {
+    deps.log.debug({ event: 'smtp.data_scan' }, "smtp-server's DATA parser is not the release data-scan.ts was checked against; using it unchanged");
+  }
   const server = new SMTPServer(serverOptions(deps, live));
   // STARTTLS uses the '*' context: ours, with the listener's certificate and min_tls_version
   // (and the legacy ciphers TLS 1.0 needs), instead of smtp-server's built-in test certificate.
