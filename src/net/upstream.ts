@@ -24,13 +24,23 @@ export async function connectUpstream(server: UpstreamServer, signal: AbortSigna
   const deadline = startDeadline(UPSTREAM_CONNECT_TIMEOUT_MS, 'upstream_unavailable', `${where}: connection timed out after ${UPSTREAM_CONNECT_TIMEOUT_MS / 1000} s`, signal);
   try {
     if (server.tls === 'starttls') {
-      return await settle(netConnect({ host, port: server.port }), 'connect', where, deadline.signal);
+      return await settle(netConnect({ host, port: server.port, noDelay: true }), 'connect', where, deadline.signal);
     }
     const tls = await upstreamTls(server, options.log);
-    return await settle(resumable(tlsConnect({ ...tls.options, host, port: server.port }), tls), 'secureConnect', where, deadline.signal);
+    return await settle(resumable(withNoDelay(tlsConnect({ ...tls.options, host, port: server.port })), tls), 'secureConnect', where, deadline.signal);
   } finally {
     deadline.clear();
   }
+}
+
+/**
+ * Commands and replies are short lines: each one goes out at once rather than waiting, under
+ * Nagle's algorithm, for the server to acknowledge what is in flight (the client's own socket
+ * has TCP_NODELAY from the listener).
+ */
+function withNoDelay<T extends Socket>(socket: T): T {
+  socket.setNoDelay(true);
+  return socket;
 }
 
 /** Client side of STARTTLS on a connected socket, verified like implicit TLS. */
