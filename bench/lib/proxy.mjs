@@ -8,6 +8,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+/**
+ * The V8 flags the proxy is deployed with (Dockerfile ENTRYPOINT, systemd ExecStart, the CLI's
+ * shebang; test/unit/deploy/node-flags.test.ts keeps them equal), so the bench measures the
+ * proxy as it runs.
+ */
+export const PROXY_NODE_FLAGS = ['--max-semi-space-size=2'];
 export const LOCAL_PASSWORD = 'bench local password';
 const START_TIMEOUT_MS = 20_000;
 
@@ -24,7 +30,7 @@ export async function startProxy(dir, upstream, options) {
   writeFileSync(configPath, proxyConfig(upstream, options));
   const logPath = join(dir, 'proxy.log');
   const logFd = openSync(logPath, 'w');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve', '-c', configPath], {
+  const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, ...(options.nodeArgs ?? []), CLI, 'serve', '-c', configPath], {
     cwd: dir,
     stdio: ['ignore', logFd, logFd],
   });

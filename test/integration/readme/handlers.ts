@@ -161,7 +161,7 @@ export const HANDLERS: Handler[] = [
     run: async (_command, ctx) => {
       // What the unit needs is where the README's commands put it.
       const unit = readFileSync(join(ctx.fakeRoot, 'etc/systemd/system/oauth-mail-proxy.service'), 'utf8');
-      const execStart = /^ExecStart=\S+ (\S+) serve -c (\S+)$/m.exec(unit);
+      const execStart = /^ExecStart=\S+ (?:--\S+ )*(\S+) serve -c (\S+)$/m.exec(unit);
       expect(execStart, 'ExecStart=node SCRIPT serve -c CONFIG').not.toBeNull();
       for (const path of [execStart![1]!, execStart![2]!]) expect(existsSync(join(ctx.fakeRoot, path)), `${path} after the README's install`).toBe(true);
     },

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs module of the bench, without types
+import { PROXY_NODE_FLAGS } from '../../../bench/lib/proxy.mjs';
+
+const read = (path: string): string => readFileSync(new URL(`../../../${path}`, import.meta.url), 'utf8');
+
+/** The flags between `node` and the script in a command line. */
+function flagsBefore(script: RegExp, words: readonly string[]): string[] {
+  const at = words.findIndex((w) => script.test(w));
+  expect(at, `${words.join(' ')} runs the CLI`).toBeGreaterThan(0);
+  return words.slice(1, at);
+}
+
+// Every way the proxy is started for real passes node the same flags (the young-generation cap
+// of docs/benchmarks.md), and the bench starts it the same way.
+describe('node flags of the proxy', () => {
+  const expected = PROXY_NODE_FLAGS as string[];
+
+  it('are set at all', () => {
+    expect(expected).toContain('--max-semi-space-size=2');
+  });
+
+  it("are the CLI's shebang (npm install -g, npx)", () => {
+    const shebang = read('src/cli.ts').split('\n', 1)[0]!;
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${expected.join(' ')}`);
+  });
+
+  it("are the Dockerfile's ENTRYPOINT", () => {
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'));
+    expect(entrypoint).not.toBeNull();
+    expect(flagsBefore(/cli\.js$/, JSON.parse(entrypoint![1]!) as string[])).toEqual(expected);
+  });
+
+  it("are the systemd unit's ExecStart", () => {
+    const execStart = /^ExecStart=(.*)$/m.exec(read('deploy/oauth-mail-proxy.service'));
+    expect(execStart).not.toBeNull();
+    expect(flagsBefore(/cli\.js$/, execStart![1]!.split(' '))).toEqual(expected);
+  });
+});
