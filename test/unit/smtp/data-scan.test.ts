@@ -93,7 +93,7 @@ describe('the faster DATA scan in front of smtp-server', () => {
         const ours = await parse(chunks, feedDataStreamFast);
         expect(ours).toEqual(theirs);
       }),
-      { numRuns: 1500 },
+      { numRuns: 3000 },
     );
   });
 
