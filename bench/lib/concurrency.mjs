@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { concurrentFetch, findBigMessage, holdIdle, loginRun, openIdleSessions, openSelectedSessions } from './imap-phases.mjs';
 import { cpuSeconds, ownCpuSeconds, rssKb } from './proc.mjs';
-import { startProxy } from './proxy.mjs';
+import { PROXY_NODE_FLAGS, startProxy } from './proxy.mjs';
 import { cpuMeter, hashLocalPassword, makePaths } from './sequential.mjs';
 import { sleep, summarize } from './stats.mjs';
 
@@ -102,9 +102,10 @@ async function measureFloor(upstream, count) {
   });
   plain.listen(0, '127.0.0.1');
   await once(plain, 'listening');
+  // With the proxy's node flags: the young generation's size is part of what a connection costs.
   const child = fork(new URL('./tls-floor.mjs', import.meta.url).pathname, [
     String(upstream.servers.imap.port), upstream.caFile, String(plain.address().port), String(count),
-  ]);
+  ], { execArgv: PROXY_NODE_FLAGS });
   const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
   try {
     const [result] = await Promise.race([once(child, 'message'), once(child, 'exit').then(() => [undefined])]);

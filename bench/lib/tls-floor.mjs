@@ -1,7 +1,8 @@
 // What a connection costs Node itself, for comparison with the proxy's RSS per session: the
 // RSS per connection of a process that holds nothing but `count` verified TLS client
 // connections to the upstream (what the proxy holds per session toward the server), then
-// `count` plain TCP connections (what it holds toward the client). Run by concurrency.mjs:
+// `count` plain TCP connections (what it holds toward the client). Run by concurrency.mjs, with
+// the node flags the proxy runs with:
 //
 //   node tls-floor.mjs <tls port> <ca file> <plain port> <count>   (sends one message, exits)
 import { readFileSync } from 'node:fs';
