@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env node
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { runCheckCommand, runHashPasswordCommand, runServeCommand, runTokenCommand } from './commands.js';
 import { runAuthCommand } from './auth-command.js';

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /**
- * The V8 flags the proxy is deployed with (Dockerfile ENTRYPOINT, systemd ExecStart, the CLI's
- * shebang; test/unit/deploy/node-flags.test.ts keeps them equal), so the bench measures the
- * proxy as it runs.
+ * The V8 flags the proxy is deployed with (Dockerfile ENTRYPOINT, systemd ExecStart;
+ * test/unit/deploy/node-flags.test.ts keeps them equal), so the bench measures the proxy as it
+ * runs.
  */
 export const PROXY_NODE_FLAGS = ['--max-semi-space-size=2'];
 export const LOCAL_PASSWORD = 'bench local password';
