@@ -5,8 +5,7 @@ import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import { ProxyError, describeError } from '../errors.js';
 import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import { startDeadline } from '../net/deadline.js';
-import { relay } from '../net/relay.js';
-import { answerFailure, openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
+import { answerFailure, openSessionFrame, outcomeOf, relayToEnd, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
@@ -47,12 +46,13 @@ type Step = 'continue' | 'close' | LoggedIn;
  * either side closes. The upstream connection is opened only after the local login succeeded.
  * Ends with exactly one `session.end` log line.
  */
-export async function handleImapConnection(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): Promise<void> {
+export function handleImapConnection(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): Promise<void> {
   const s: ImapSession = { ...openSessionFrame('imap', socket, client, deps), deps };
-  await runSession(s, 'IMAP', async () => {
+  // Returned, not awaited, here and below: see relayToEnd.
+  return runSession(s, 'IMAP', async () => {
     const loggedIn = await serveUntilLogin(s);
     s.loginDeadline.clear();
-    if (loggedIn) await relayLoggedIn(s, loggedIn);
+    if (loggedIn) return relayLoggedIn(s, loggedIn);
   });
 }
 
@@ -159,11 +159,8 @@ async function loginUpstream(s: ImapSession, account: AccountSettings, password:
 async function relayLoggedIn(s: ImapSession, { request, upstream }: LoggedIn): Promise<void> {
   const verb = request.method === 'LOGIN' ? 'LOGIN' : 'AUTHENTICATE';
   await s.conn.send(`${request.tag} OK [CAPABILITY ${upstream.capabilities}] ${verb} completed`);
-  if (s.end.account) s.metrics.relaying(s.end.account);
-  const result = await relay(s.conn.socket, upstream.socket, {
-    clientLeftover: s.conn.takeLeftover(),
+  return relayToEnd(s, upstream.socket, {
     upstreamLeftover: upstream.leftover,
     idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
   });
-  Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
 }

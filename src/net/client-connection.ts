@@ -25,7 +25,8 @@ export function isClientClosed(err: unknown): boolean {
 export class ClientConnection {
   #socket: Socket;
   readonly reader: LineReader;
-  readonly #gone = new AbortController();
+  /** Made on first use of `closed`, let go by handOver (a relayed session may live for days). */
+  #gone: AbortController | undefined;
 
   constructor(socket: Socket, maxLineBytes: number) {
     this.#socket = socket;
@@ -43,6 +44,10 @@ export class ClientConnection {
 
   /** Aborts (reason: ProxyError `aborted`) once the client's socket has closed. */
   get closed(): AbortSignal {
+    if (!this.#gone) {
+      this.#gone = new AbortController();
+      if (this.#socket.closed) this.#gone.abort(clientClosedError());
+    }
     return this.#gone.signal;
   }
 
@@ -104,6 +109,16 @@ export class ClientConnection {
   }
 
   /**
+   * The relay takes over: returns the buffered client bytes like takeLeftover, and lets go of
+   * the `closed` signal, which only the login needed (an AbortController and its listener maps,
+   * ~0.6 kB per idle session). Reading `closed` later makes a new one.
+   */
+  handOver(): Buffer {
+    this.#gone = undefined;
+    return this.takeLeftover();
+  }
+
+  /**
    * Ends the connection after a goodbye. The client may still be sending (an over-long line,
    * a literal we refused); closing with unread input would reset the connection and could
    * destroy our last reply in flight, so input is read and dropped until the client closes
@@ -128,6 +143,6 @@ export class ClientConnection {
   #watch(socket: Socket): void {
     // Errors surface as end of input to the reader and as 'close' here; never as a crash.
     socket.on('error', () => undefined);
-    socket.once('close', () => this.#gone.abort(clientClosedError()));
+    socket.once('close', () => this.#gone?.abort(clientClosedError()));
   }
 }

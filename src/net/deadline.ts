@@ -15,18 +15,22 @@ export interface Deadline {
  */
 export function startDeadline(ms: number, code: ErrorCode, message: string, parent?: AbortSignal | readonly AbortSignal[]): Deadline {
   const controller = new AbortController();
-  const timer = setTimeout(() => {
+  let timer: NodeJS.Timeout | undefined = setTimeout(() => {
     const cause = new DOMException(`timed out after ${ms} ms`, 'TimeoutError');
     controller.abort(new ProxyError(code, message, { cause }));
   }, ms);
   timer.unref();
   const parents = parent === undefined ? [] : Array.isArray(parent) ? parent : [parent as AbortSignal];
-  const unlink = followParents(controller, parents);
+  let unlink: (() => void) | undefined = followParents(controller, parents);
   return {
     signal: controller.signal,
     clear: () => {
       clearTimeout(timer);
-      unlink();
+      unlink?.();
+      // A cleared deadline may be held for the rest of a session (the login deadline is): let
+      // the timer, its callback and the parents go.
+      timer = undefined;
+      unlink = undefined;
     },
   };
 }

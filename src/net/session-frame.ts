@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ClientInfo } from '../accounts/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError, isProxyError } from '../errors.js';
@@ -8,6 +9,7 @@ import type { Logger } from '../log.js';
 import { NO_METRICS, type SessionMetrics, type SessionOutcome, type SessionRecorder } from '../metrics.js';
 import { ClientConnection, isClientClosed } from './client-connection.js';
 import { isTimeout, startDeadline, type Deadline } from './deadline.js';
+import { relay, type RelayOptions } from './relay.js';
 
 /** The numbers of the one `session.end` line, filled in as the session goes. */
 export interface SessionSummary extends SessionOutcome {
@@ -74,6 +76,20 @@ export async function runSession(s: SessionFrame, label: string, story: () => Pr
     s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `${label} session ended: ${outcome}`);
     s.metrics.ended(s.end);
   }
+}
+
+/**
+ * The logged-in part of a session: relays the client's connection (and what its reader had
+ * buffered) and the server's until both are closed, then records how it ended for the
+ * `session.end` line. Deliberately not `async`, and its callers return its promise rather than
+ * await it: a suspended async frame per caller, with everything it holds from the login, would
+ * otherwise stay for the whole life of the session (memory per idle session, docs/benchmarks.md).
+ */
+export function relayToEnd(s: SessionFrame, upstream: Duplex, options: Omit<RelayOptions, 'clientLeftover'>): Promise<void> {
+  if (s.end.account) s.metrics.relaying(s.end.account);
+  return relay(s.conn.socket, upstream, { ...options, clientLeftover: s.conn.handOver() }).then((result) => {
+    Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
+  });
 }
 
 /** A failed command's reply as the protocol words it, and whether the session ends with it. */

@@ -5,8 +5,7 @@ import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import { ProxyError, describeError } from '../errors.js';
 import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import { startDeadline } from '../net/deadline.js';
-import { relay } from '../net/relay.js';
-import { answerFailure, openSessionFrame, outcomeOf, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
+import { answerFailure, openSessionFrame, outcomeOf, relayToEnd, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
@@ -43,12 +42,13 @@ type Step = 'continue' | 'close' | UpstreamPop3Session;
  * until either side closes. The upstream connection is opened only after the local login
  * succeeded. Ends with exactly one `session.end` log line.
  */
-export async function handlePop3Connection(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Promise<void> {
+export function handlePop3Connection(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Promise<void> {
   const s: Pop3Session = { ...openSessionFrame('pop3', socket, client, deps), deps, pendingUser: undefined };
-  await runSession(s, 'POP3', async () => {
+  // Returned, not awaited, here and below: see relayToEnd.
+  return runSession(s, 'POP3', async () => {
     const upstream = await serveUntilLogin(s);
     s.loginDeadline.clear();
-    if (upstream) await relayLoggedIn(s, upstream);
+    if (upstream) return relayLoggedIn(s, upstream);
   });
 }
 
@@ -155,12 +155,9 @@ async function loginUpstream(s: Pop3Session, account: AccountSettings, password:
 }
 
 /** Pure relay, starting with the server's own +OK for the login, byte for byte. */
-async function relayLoggedIn(s: Pop3Session, upstream: UpstreamPop3Session): Promise<void> {
-  if (s.end.account) s.metrics.relaying(s.end.account);
-  const result = await relay(s.conn.socket, upstream.socket, {
-    clientLeftover: s.conn.takeLeftover(),
+function relayLoggedIn(s: Pop3Session, upstream: UpstreamPop3Session): Promise<void> {
+  return relayToEnd(s, upstream.socket, {
     upstreamLeftover: Buffer.concat([upstream.reply, upstream.leftover]),
     idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
   });
-  Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
 }
