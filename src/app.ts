@@ -8,9 +8,9 @@ import { combineTokenEvents, createNeedsAuthorizationHook } from './hooks.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/resolve.js';
 import type { ListenerConfig } from './config/schema.js';
-import { handleImapConnection } from './imap/session.js';
+import { handleImapConnection, type ImapSessionDeps } from './imap/session.js';
 import { createSmtpHandler } from './smtp/server.js';
-import { handlePop3Connection } from './pop3/session.js';
+import { handlePop3Connection, type Pop3SessionDeps } from './pop3/session.js';
 import { SHUTDOWN_DEADLINE_MS } from './limits.js';
 import { createLogger, type Logger } from './log.js';
 import { ListenerSet, type RunningListener } from './listener-set.js';
@@ -131,12 +131,13 @@ function connectionHandler(
   services: Services,
   tlsContext: Awaited<ReturnType<typeof createLocalTlsContext>> | undefined,
 ): ConnectionHandler {
-  switch (listener.protocol) {
-    case 'imap':
-      return (socket, client, shutdown) => handleImapConnection(socket, client, { listener, ...services, tlsContext, shutdown });
-    case 'pop3':
-      return (socket, client, shutdown) => handlePop3Connection(socket, client, { listener, ...services, tlsContext, shutdown });
-    case 'smtp':
-      return createSmtpHandler({ listener, ...services, tlsContext });
-  }
+  if (listener.protocol === 'smtp') return createSmtpHandler({ listener, ...services, tlsContext });
+  const handle = listener.protocol === 'imap' ? handleImapConnection : handlePop3Connection;
+  // Every session keeps its deps for its whole life: one object per listener (whose shutdown
+  // signal never changes), not one per connection.
+  let deps: ImapSessionDeps & Pop3SessionDeps | undefined;
+  return (socket, client, shutdown) => {
+    if (deps?.shutdown !== shutdown) deps = { listener, ...services, tlsContext, shutdown };
+    return handle(socket, client, deps);
+  };
 }

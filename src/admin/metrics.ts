@@ -73,38 +73,11 @@ export function createProxyMetrics(options: MetricsOptions): ProxyMetrics {
   const { sessions, open, bytes, logins, refreshes, refreshFailures } = createInstruments(registry, options.accounts);
   const active = new Map<string, number>();
 
-  function openSession(protocol: Protocol): SessionRecorder {
+  const perSession: SessionInstruments = { sessions, open, bytes, logins };
+  const openSession = (protocol: Protocol): SessionRecorder => {
     open.inc({ protocol });
-    let relayingFor: string | undefined;
-    let done = false;
-    return {
-      async upstreamLogin(attempt) {
-        const stop = logins.startTimer({ protocol });
-        try {
-          const result = await attempt();
-          stop({ outcome: 'ok' });
-          return result;
-        } catch (err) {
-          stop({ outcome: 'failed' });
-          throw err;
-        }
-      },
-      relaying(account) {
-        if (relayingFor !== undefined || done) return;
-        relayingFor = account.toLowerCase();
-        active.set(relayingFor, (active.get(relayingFor) ?? 0) + 1);
-      },
-      ended(summary: SessionOutcome) {
-        if (done) return;
-        done = true;
-        open.dec({ protocol });
-        sessions.inc({ protocol, outcome: summary.outcome });
-        bytes.inc({ protocol, direction: 'from_client' }, summary.bytesFromClient);
-        bytes.inc({ protocol, direction: 'from_server' }, summary.bytesFromServer);
-        if (relayingFor !== undefined) active.set(relayingFor, Math.max(0, (active.get(relayingFor) ?? 1) - 1));
-      },
-    };
-  }
+    return new PromSessionRecorder(protocol, perSession, active);
+  };
 
   return {
     registry,
@@ -117,4 +90,56 @@ export function createProxyMetrics(options: MetricsOptions): ProxyMetrics {
       if (event.outcome !== 'ok') refreshFailures.inc({ flow: event.flow, code: event.outcome });
     },
   };
+}
+
+type SessionInstruments = Pick<ReturnType<typeof createInstruments>, 'sessions' | 'open' | 'bytes' | 'logins'>;
+
+/**
+ * One session's recorder. A class, not an object of closures: it lives as long as the session,
+ * thousands at a time when clients idle (docs/benchmarks.md, idle memory).
+ */
+class PromSessionRecorder implements SessionRecorder {
+  readonly #protocol: Protocol;
+  readonly #instruments: SessionInstruments;
+  /** Sessions relaying, per account (lower case); shared by every recorder. */
+  readonly #active: Map<string, number>;
+  #relayingFor: string | undefined;
+  #done = false;
+
+  constructor(protocol: Protocol, instruments: SessionInstruments, active: Map<string, number>) {
+    this.#protocol = protocol;
+    this.#instruments = instruments;
+    this.#active = active;
+  }
+
+  async upstreamLogin<T>(attempt: () => Promise<T>): Promise<T> {
+    const stop = this.#instruments.logins.startTimer({ protocol: this.#protocol });
+    try {
+      const result = await attempt();
+      stop({ outcome: 'ok' });
+      return result;
+    } catch (err) {
+      stop({ outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  relaying(account: string): void {
+    if (this.#relayingFor !== undefined || this.#done) return;
+    this.#relayingFor = account.toLowerCase();
+    this.#active.set(this.#relayingFor, (this.#active.get(this.#relayingFor) ?? 0) + 1);
+  }
+
+  ended(summary: SessionOutcome): void {
+    if (this.#done) return;
+    this.#done = true;
+    const protocol = this.#protocol;
+    const { open, sessions, bytes } = this.#instruments;
+    open.dec({ protocol });
+    sessions.inc({ protocol, outcome: summary.outcome });
+    bytes.inc({ protocol, direction: 'from_client' }, summary.bytesFromClient);
+    bytes.inc({ protocol, direction: 'from_server' }, summary.bytesFromServer);
+    const account = this.#relayingFor;
+    if (account !== undefined) this.#active.set(account, Math.max(0, (this.#active.get(account) ?? 1) - 1));
+  }
 }

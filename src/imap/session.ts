@@ -47,7 +47,7 @@ type Step = 'continue' | 'close' | LoggedIn;
  * Ends with exactly one `session.end` log line.
  */
 export function handleImapConnection(socket: Socket, client: ClientInfo, deps: ImapSessionDeps): Promise<void> {
-  const s: ImapSession = { ...openSessionFrame('imap', socket, client, deps), deps };
+  const s: ImapSession = openSessionFrame('imap', socket, client, deps);
   // Returned, not awaited, here and below: see relayToEnd.
   return runSession(s, 'IMAP', async () => {
     const loggedIn = await serveUntilLogin(s);

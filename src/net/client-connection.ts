@@ -8,6 +8,9 @@ import { LineReader } from './line-reader.js';
 
 const CLIENT_CLOSED = 'The client closed the connection';
 
+/** One listener for every socket whose errors are learnt from 'close' or end of input. */
+function ignoreError(): void {}
+
 /** The error for "the client went away", so that it is not mistaken for a failure of ours. */
 export function clientClosedError(): ProxyError {
   return new ProxyError('aborted', CLIENT_CLOSED);
@@ -24,14 +27,22 @@ export function isClientClosed(err: unknown): boolean {
  */
 export class ClientConnection {
   #socket: Socket;
-  readonly reader: LineReader;
+  /** Let go by handOver: the relay reads the socket from then on. */
+  #reader: LineReader | undefined;
   /** Made on first use of `closed`, let go by handOver (a relayed session may live for days). */
   #gone: AbortController | undefined;
 
   constructor(socket: Socket, maxLineBytes: number) {
     this.#socket = socket;
-    this.reader = new LineReader(socket, { maxLineBytes });
+    this.#reader = new LineReader(socket, { maxLineBytes });
     this.#watch(socket);
+  }
+
+  /** The line reader of the dialogue before login. */
+  get reader(): LineReader {
+    // A programming error, not a condition of the session: nothing reads lines after login.
+    if (!this.#reader) throw new Error('the client connection was handed over to the relay');
+    return this.#reader;
   }
 
   get socket(): Socket {
@@ -110,12 +121,14 @@ export class ClientConnection {
 
   /**
    * The relay takes over: returns the buffered client bytes like takeLeftover, and lets go of
-   * the `closed` signal, which only the login needed (an AbortController and its listener maps,
-   * ~0.6 kB per idle session). Reading `closed` later makes a new one.
+   * what only the login needed: the line reader, and the `closed` signal (an AbortController
+   * and its listener maps, ~0.6 kB per idle session). Reading `closed` later makes a new one.
    */
   handOver(): Buffer {
+    const leftover = this.takeLeftover();
+    this.#reader = undefined;
     this.#gone = undefined;
-    return this.takeLeftover();
+    return leftover;
   }
 
   /**
@@ -126,7 +139,7 @@ export class ClientConnection {
    */
   async close(): Promise<void> {
     const socket = this.#socket;
-    this.reader.takeLeftover();
+    this.#reader?.takeLeftover();
     if (socket.closed) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS);
@@ -142,7 +155,8 @@ export class ClientConnection {
 
   #watch(socket: Socket): void {
     // Errors surface as end of input to the reader and as 'close' here; never as a crash.
-    socket.on('error', () => undefined);
-    socket.once('close', () => this.#gone?.abort(clientClosedError()));
+    socket.on('error', ignoreError);
+    // 'close' comes once; `on` spares the wrapper `once` would keep for the session's life.
+    socket.on('close', () => this.#gone?.abort(clientClosedError()));
   }
 }

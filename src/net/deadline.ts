@@ -14,25 +14,38 @@ export interface Deadline {
  * unref'd: it never keeps the process alive.
  */
 export function startDeadline(ms: number, code: ErrorCode, message: string, parent?: AbortSignal | readonly AbortSignal[]): Deadline {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined = setTimeout(() => {
-    const cause = new DOMException(`timed out after ${ms} ms`, 'TimeoutError');
-    controller.abort(new ProxyError(code, message, { cause }));
-  }, ms);
-  timer.unref();
   const parents = parent === undefined ? [] : Array.isArray(parent) ? parent : [parent as AbortSignal];
-  let unlink: (() => void) | undefined = followParents(controller, parents);
-  return {
-    signal: controller.signal,
-    clear: () => {
-      clearTimeout(timer);
-      unlink?.();
-      // A cleared deadline may be held for the rest of a session (the login deadline is): let
-      // the timer, its callback and the parents go.
-      timer = undefined;
-      unlink = undefined;
-    },
-  };
+  return new TimedDeadline(ms, code, message, parents);
+}
+
+class TimedDeadline implements Deadline {
+  /** Let go by clear() unless it aborted: a cleared deadline may be held for the rest of a session (the login deadline is). */
+  #controller: AbortController | undefined = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+  #unlink: (() => void) | undefined;
+
+  constructor(ms: number, code: ErrorCode, message: string, parents: readonly AbortSignal[]) {
+    const controller = this.#controller as AbortController;
+    this.#timer = setTimeout(() => {
+      const cause = new DOMException(`timed out after ${ms} ms`, 'TimeoutError');
+      controller.abort(new ProxyError(code, message, { cause }));
+    }, ms);
+    this.#timer.unref();
+    this.#unlink = followParents(controller, parents);
+  }
+
+  /** After clear() without an abort: a signal that never aborts (an AbortSignal and its listener maps are ~0.5 kB). */
+  get signal(): AbortSignal {
+    return this.#controller?.signal ?? new AbortController().signal;
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#unlink?.();
+    this.#timer = undefined;
+    this.#unlink = undefined;
+    if (!this.#controller?.signal.aborted) this.#controller = undefined;
+  }
 }
 
 /**

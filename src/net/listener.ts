@@ -121,7 +121,7 @@ class TcpListener implements Listener {
   }
 
   #accept(raw: Socket): void {
-    raw.on('error', () => undefined);
+    raw.on('error', ignoreError);
     const client: ClientInfo = { address: unwrapMapped(raw.remoteAddress ?? ''), port: raw.remotePort ?? 0, protocol: this.#config.protocol };
     const refused = this.#refusal(client.address);
     if (refused) {
@@ -132,33 +132,46 @@ class TcpListener implements Listener {
     this.#perAddress.set(client.address, (this.#perAddress.get(client.address) ?? 0) + 1);
     const session: Session = { raw, socket: raw, done: Promise.resolve() };
     this.#sessions.add(session);
-    session.done = this.#run(session, client).finally(() => {
-      this.#sessions.delete(session);
-      const left = (this.#perAddress.get(client.address) ?? 1) - 1;
-      if (left > 0) this.#perAddress.set(client.address, left);
-      else this.#perAddress.delete(client.address);
-    });
+    session.done = this.#run(session, client);
   }
 
-  async #run(session: Session, client: ClientInfo): Promise<void> {
+  /**
+   * TLS for implicit listeners, then the protocol's handler; never rejects. A promise chain, not
+   * an async function awaiting the handler: that frame would be held for the whole session.
+   */
+  #run(session: Session, client: ClientInfo): Promise<void> {
+    return this.#secure(session, client)
+      .then((secured) => (secured ? this.#handle(session.socket, client, this.#shutdown.signal) : undefined))
+      .catch((err: unknown) => {
+        this.#log.warn({ event: 'session.error', client: client.address, err: describeError(err) }, 'session ended with an error');
+      })
+      .finally(() => this.#ended(session, client));
+  }
+
+  #ended(session: Session, client: ClientInfo): void {
+    session.socket.destroy();
+    session.raw.destroy();
+    this.#sessions.delete(session);
+    const left = (this.#perAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(client.address, left);
+    else this.#perAddress.delete(client.address);
+  }
+
+  /** The implicit-TLS handshake; false (logged) when it fails. */
+  async #secure(session: Session, client: ClientInfo): Promise<boolean> {
+    if (this.#config.tls !== 'implicit' || !this.#tlsContext) return true;
     try {
-      if (this.#config.tls === 'implicit' && this.#tlsContext) {
-        try {
-          session.socket = await acceptTls(session.raw, this.#tlsContext, this.#shutdown.signal);
-        } catch (err) {
-          this.#log.info({ event: 'listener.tls_failed', client: client.address, reason: describeError(err) }, 'TLS handshake with a client failed');
-          return;
-        }
-      }
-      await this.#handle(session.socket, client, this.#shutdown.signal);
+      session.socket = await acceptTls(session.raw, this.#tlsContext, this.#shutdown.signal);
+      return true;
     } catch (err) {
-      this.#log.warn({ event: 'session.error', client: client.address, err: describeError(err) }, 'session ended with an error');
-    } finally {
-      session.socket.destroy();
-      session.raw.destroy();
+      this.#log.info({ event: 'listener.tls_failed', client: client.address, reason: describeError(err) }, 'TLS handshake with a client failed');
+      return false;
     }
   }
 }
+
+/** For sockets whose failures show as 'close' or end of input. */
+function ignoreError(): void {}
 
 async function closeListener(stopped: Promise<void>, sessions: Set<Session>, shutdown: AbortController, deadlineMs: number): Promise<void> {
   shutdown.abort(new ProxyError('aborted', 'Server shutting down'));

@@ -30,39 +30,78 @@ export function relay(client: Duplex, upstream: Duplex, options: RelayOptions): 
   return new Relay(client, upstream, options).done;
 }
 
+/** Which count a side's bytes go to. */
+const RESULT_FIELD = { client: 'bytesFromClient', server: 'bytesFromServer' } as const;
+
+/**
+ * One relayed session. An idle relay may live for days, thousands at a time (IMAP IDLE), so it
+ * keeps only what it still needs: no options object, no leftovers, and the listeners it can
+ * make later (on backpressure, on a signal) are made then (docs/benchmarks.md, idle memory).
+ */
 class Relay {
   readonly done: Promise<RelayResult>;
   readonly #client: Duplex;
   readonly #upstream: Duplex;
-  readonly #options: RelayOptions;
+  readonly #idleTimeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
   readonly #result: RelayResult = { bytesFromClient: 0, bytesFromServer: 0, reason: 'client_closed' };
-  #resolve: (result: RelayResult) => void = () => undefined;
+  #resolve!: (result: RelayResult) => void;
   #reasonSet = false;
   #open = 2;
   #lastActivity = Date.now();
   #idleTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
-  readonly #onAbort = (): void => this.#destroyAll('aborted');
+  #onAbort: (() => void) | undefined;
 
   constructor(client: Duplex, upstream: Duplex, options: RelayOptions) {
     this.#client = client;
     this.#upstream = upstream;
-    this.#options = options;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#signal = options.signal;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
-    this.#watch(client, 'client', upstream);
-    this.#watch(upstream, 'server', client);
-    writeLeftover(upstream, options.clientLeftover, (n) => (this.#result.bytesFromClient += n));
-    writeLeftover(client, options.upstreamLeftover, (n) => (this.#result.bytesFromServer += n));
-    pump(client, upstream, (n) => this.#count('bytesFromClient', n));
-    pump(upstream, client, (n) => this.#count('bytesFromServer', n));
-    this.#idleTimer = setTimeout(this.#checkIdle, options.idleTimeoutMs);
-    if (options.signal?.aborted) this.#onAbort();
-    else options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    // What was read ahead during login goes first; the streams' own bytes follow.
+    this.#writeLeftover(upstream, options.clientLeftover, 'bytesFromClient');
+    this.#writeLeftover(client, options.upstreamLeftover, 'bytesFromServer');
+    this.#attach(client, 'client', upstream);
+    this.#attach(upstream, 'server', client);
+    client.resume();
+    upstream.resume();
+    this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeoutMs);
+    const signal = this.#signal;
+    if (signal?.aborted) this.#destroyAll('aborted');
+    else if (signal) {
+      this.#onAbort = () => this.#destroyAll('aborted');
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
   }
 
-  #watch(stream: Duplex, name: 'client' | 'server', other: Duplex): void {
-    stream.on('error', () => this.#destroyAll(`${name}_error`));
-    whenClosed(stream, () => this.#closed(name, other));
+  /**
+   * Copies `from` into `to`, pausing `from` while `to` is full and resuming it on 'drain', and
+   * watches `from` for its end, errors and close. One closure scope per side.
+   */
+  #attach(from: Duplex, name: 'client' | 'server', to: Duplex): void {
+    const field = RESULT_FIELD[name];
+    from.on('data', (chunk: Buffer) => {
+      this.#count(field, chunk.length);
+      if (to.destroyed || to.writableEnded) return;
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+    from.on('end', () => {
+      if (!to.destroyed && !to.writableEnded) to.end();
+    });
+    from.on('error', () => this.#destroyAll(`${name}_error`));
+    // 'close' comes once: `on`, not `once`, spares a wrapper per listener for the session's life.
+    if (from.closed) queueMicrotask(() => this.#closed(name, to));
+    else from.on('close', () => this.#closed(name, to));
+  }
+
+  #writeLeftover(to: Duplex, leftover: Buffer | undefined, field: 'bytesFromClient' | 'bytesFromServer'): void {
+    if (!leftover || leftover.length === 0 || to.destroyed) return;
+    this.#result[field] += leftover.length;
+    to.write(leftover);
   }
 
   #count(field: 'bytesFromClient' | 'bytesFromServer', bytes: number): void {
@@ -91,43 +130,13 @@ class Relay {
     }
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#graceTimer);
-    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    if (this.#onAbort) this.#signal?.removeEventListener('abort', this.#onAbort);
     this.#resolve(this.#result);
   }
 
   readonly #checkIdle = (): void => {
     const quiet = Date.now() - this.#lastActivity;
-    if (quiet >= this.#options.idleTimeoutMs) this.#destroyAll('idle_timeout');
-    else this.#idleTimer = setTimeout(this.#checkIdle, this.#options.idleTimeoutMs - quiet);
+    if (quiet >= this.#idleTimeoutMs) this.#destroyAll('idle_timeout');
+    else this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeoutMs - quiet);
   };
-}
-
-/** Copies `from` into `to`, pausing `from` while `to` is full and resuming it on 'drain'. */
-function pump(from: Duplex, to: Duplex, count: (bytes: number) => void): void {
-  const resume = (): void => {
-    from.resume();
-  };
-  from.on('data', (chunk: Buffer) => {
-    count(chunk.length);
-    if (to.destroyed || to.writableEnded) return;
-    if (!to.write(chunk)) {
-      from.pause();
-      to.once('drain', resume);
-    }
-  });
-  from.on('end', () => {
-    if (!to.destroyed && !to.writableEnded) to.end();
-  });
-  from.resume();
-}
-
-function writeLeftover(to: Duplex, leftover: Buffer | undefined, count: (bytes: number) => void): void {
-  if (!leftover || leftover.length === 0 || to.destroyed) return;
-  count(leftover.length);
-  to.write(leftover);
-}
-
-function whenClosed(stream: Duplex, onClose: () => void): void {
-  if (stream.closed) queueMicrotask(onClose);
-  else stream.once('close', onClose);
 }

@@ -41,9 +41,11 @@ export interface SessionFrame {
   badCommands: number;
 }
 
-export function openSessionFrame(protocol: 'imap' | 'pop3', socket: Socket, client: ClientInfo, deps: SessionFrameDeps): SessionFrame {
+export function openSessionFrame<D extends SessionFrameDeps>(protocol: 'imap' | 'pop3', socket: Socket, client: ClientInfo, deps: D): SessionFrame & { readonly deps: D } {
   const { listener } = deps;
   const shutdown = deps.shutdown ? [deps.shutdown] : [];
+  // One object literal with `deps` in it, not a spread plus a key: a spread object gets a hidden
+  // class of its own, and every idle session would carry one.
   return {
     client,
     log: deps.log.child({ session: randomBytes(6).toString('base64url'), protocol, client: client.address }),
@@ -53,6 +55,7 @@ export function openSessionFrame(protocol: 'imap' | 'pop3', socket: Socket, clie
     end: { outcome: 'client_closed', bytesFromClient: 0, bytesFromServer: 0 },
     metrics: (deps.metrics ?? NO_METRICS).openSession(protocol),
     badCommands: 0,
+    deps,
   };
 }
 
@@ -61,21 +64,28 @@ export function openSessionFrame(protocol: 'imap' | 'pop3', socket: Socket, clie
  * (pre-login dialogue, upstream login, relay), then the goodbye close, exactly one
  * `session.end` line and the metrics. A failure the story did not handle is logged, never thrown.
  */
-export async function runSession(s: SessionFrame, label: string, story: () => Promise<void>): Promise<void> {
+export function runSession(s: SessionFrame, label: string, story: () => Promise<void>): Promise<void> {
   const started = Date.now();
   s.log.info({ event: 'session.start', tls: s.conn.isTls, port: s.client.port }, `${label} session started`);
-  try {
-    await story();
-  } catch (err) {
-    s.end.outcome = outcomeOf(err);
-    s.log.error({ event: 'session.error', err: describeError(err) }, `${label} session failed`);
-  } finally {
-    s.loginDeadline.clear();
-    await s.conn.close();
-    const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
-    s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `${label} session ended: ${outcome}`);
-    s.metrics.ended(s.end);
-  }
+  // A chain rather than `try { await story() }`: an awaiting frame would be held, with all it
+  // references, for the whole life of a relayed session (see relayToEnd).
+  return story().then(
+    () => endSession(s, label, started),
+    (err: unknown) => {
+      s.end.outcome = outcomeOf(err);
+      s.log.error({ event: 'session.error', err: describeError(err) }, `${label} session failed`);
+      return endSession(s, label, started);
+    },
+  );
+}
+
+/** The goodbye close, exactly one `session.end` line, and the metrics. */
+async function endSession(s: SessionFrame, label: string, started: number): Promise<void> {
+  s.loginDeadline.clear();
+  await s.conn.close();
+  const { account, outcome, bytesFromClient, bytesFromServer, relayEnd } = s.end;
+  s.log.info({ event: 'session.end', account, outcome, bytesFromClient, bytesFromServer, relayEnd, durationMs: Date.now() - started }, `${label} session ended: ${outcome}`);
+  s.metrics.ended(s.end);
 }
 
 /**
@@ -87,7 +97,9 @@ export async function runSession(s: SessionFrame, label: string, story: () => Pr
  */
 export function relayToEnd(s: SessionFrame, upstream: Duplex, options: Omit<RelayOptions, 'clientLeftover'>): Promise<void> {
   if (s.end.account) s.metrics.relaying(s.end.account);
-  return relay(s.conn.socket, upstream, { ...options, clientLeftover: s.conn.handOver() }).then((result) => {
+  const { upstreamLeftover, idleTimeoutMs, signal } = options;
+  // Spelled out, not spread: see openSessionFrame.
+  return relay(s.conn.socket, upstream, { upstreamLeftover, idleTimeoutMs, signal, clientLeftover: s.conn.handOver() }).then((result) => {
     Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
   });
 }

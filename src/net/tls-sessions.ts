@@ -49,7 +49,8 @@ export class TlsSessionCache {
         entry.pausedUntil = this.#now() + UPSTREAM_TLS_RESUME_PAUSE_MS;
       }
     });
-    socket.once('session', (session: Buffer) => {
+    // `on`: a server may send more than one ticket, and the newest is kept.
+    socket.on('session', (session: Buffer) => {
       if ((socket.authorized || !key.verified) && entry.pausedUntil <= this.#now()) entry.session = session;
     });
   }

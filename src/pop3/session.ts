@@ -31,7 +31,7 @@ export interface Pop3SessionDeps extends SessionFrameDeps {
 export interface Pop3Session extends SessionFrame {
   readonly deps: Pop3SessionDeps;
   /** The name given by USER, waiting for PASS. */
-  pendingUser: string | undefined;
+  pendingUser?: string | undefined;
 }
 
 type Step = 'continue' | 'close' | UpstreamPop3Session;
@@ -43,7 +43,7 @@ type Step = 'continue' | 'close' | UpstreamPop3Session;
  * succeeded. Ends with exactly one `session.end` log line.
  */
 export function handlePop3Connection(socket: Socket, client: ClientInfo, deps: Pop3SessionDeps): Promise<void> {
-  const s: Pop3Session = { ...openSessionFrame('pop3', socket, client, deps), deps, pendingUser: undefined };
+  const s: Pop3Session = openSessionFrame('pop3', socket, client, deps);
   // Returned, not awaited, here and below: see relayToEnd.
   return runSession(s, 'POP3', async () => {
     const upstream = await serveUntilLogin(s);
