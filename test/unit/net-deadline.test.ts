@@ -1,4 +1,4 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../../src/errors.js';
 import { abortReason, isTimeout, startDeadline } from '../../src/net/deadline.js';
@@ -37,11 +37,32 @@ describe('startDeadline', () => {
 
   it('leaves nothing behind on a long-lived parent once cleared (the shutdown signal of every session)', () => {
     const shutdown = new AbortController();
+    setMaxListeners(0, shutdown.signal);
     const deadlines = Array.from({ length: 1000 }, () => startDeadline(60_000, 'limit_exceeded', 'late', shutdown.signal));
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1000);
     for (const d of deadlines) d.clear();
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
     shutdown.abort();
     expect(deadlines.some((d) => d.signal.aborted)).toBe(false);
+  });
+
+  it('lets go of its signal when cleared: later reads get one that never aborts', () => {
+    const parent = new AbortController();
+    const deadline = startDeadline(10, 'limit_exceeded', 'late', parent.signal);
+    const before = deadline.signal;
+    deadline.clear();
+    expect(deadline.signal).not.toBe(before);
+    parent.abort(new ProxyError('aborted', 'gone'));
+    expect(deadline.signal.aborted).toBe(false);
+    expect(before.aborted).toBe(false);
+  });
+
+  it('keeps an aborted signal, with its reason, after clear', () => {
+    const parent = new AbortController();
+    const deadline = startDeadline(60_000, 'limit_exceeded', 'late', parent.signal);
+    parent.abort(new ProxyError('aborted', 'gone'));
+    deadline.clear();
+    expect(deadline.signal.aborted).toBe(true);
+    expect(abortReason(deadline.signal).message).toBe('gone');
   });
 });

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { relay } from '../../src/net/relay.js';
@@ -106,5 +107,22 @@ describe('relay', () => {
     const aborted = relay(a, b, { idleTimeoutMs: 10_000, signal: controller.signal });
     controller.abort();
     expect((await aborted).reason).toBe('aborted');
+  });
+
+  it('leaves no listener on a long-lived signal once both sides are closed, and none on the sockets', async () => {
+    const shutdown = new AbortController();
+    const [client, proxyClientSide] = await pair();
+    const [proxyServerSide, server] = await pair();
+    const done = relay(proxyClientSide, proxyServerSide, { idleTimeoutMs: 10_000, signal: shutdown.signal });
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(1);
+    // Idle: no drain listener is made until a side is full.
+    expect(proxyClientSide.listenerCount('drain') + proxyServerSide.listenerCount('drain')).toBe(0);
+    const serverEnded = new Promise((r) => server.once('end', r));
+    client.end();
+    await serverEnded;
+    server.end();
+    expect((await done).reason).toBe('client_closed');
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
+    expect(shutdown.signal.aborted).toBe(false);
   });
 });
