@@ -1,27 +1,6 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClientConnection } from '../../src/net/client-connection.js';
-
-const servers: Server[] = [];
-const sockets: Socket[] = [];
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.destroy();
-  for (const s of servers.splice(0)) s.close();
-});
-
-/** A connected TCP pair: [client end, server end]. */
-async function pair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const client = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
-  await new Promise((r) => client.once('connect', r));
-  const inner = await accepted;
-  sockets.push(client, inner);
-  return [client, inner];
-}
+import { tcpPair as pair } from './helpers/tcp-pair.js';
 
 describe('ClientConnection.handOver', () => {
   it('gives the relay what was read ahead, then lets go of the reader and the closed signal', async () => {

@@ -1,28 +1,8 @@
 import { getEventListeners } from 'node:events';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
 import { relay } from '../../src/net/relay.js';
-
-const servers: Server[] = [];
-const sockets: Socket[] = [];
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.destroy();
-  for (const s of servers.splice(0)) s.close();
-});
-
-/** A connected TCP pair: [outer end, inner end]. */
-async function pair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const outer = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port });
-  await new Promise((r) => outer.once('connect', r));
-  const inner = await accepted;
-  sockets.push(outer, inner);
-  return [outer, inner];
-}
+import { tcpPair as pair } from './helpers/tcp-pair.js';
 
 function collect(socket: Socket): { text: () => string; bytes: () => number } {
   const chunks: Buffer[] = [];
