@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { indexOfLfDot } from './dot-stuffing.js';
 
-/** A line-initial dot: what smtp-server's DATA parser looks for, one byte at a time. */
-const LF_DOT = Buffer.from('\n.');
 
 /**
  * The sha256 of the smtp-server DATA method this module was checked against (smtp-server
@@ -83,9 +82,9 @@ function stopsScan(held: Buffer, chunk: Buffer): boolean {
   const from = Math.max(1, held.length - 3);
   if (from < held.length) {
     const seam = Buffer.concat([held.subarray(from), chunk.subarray(0, 1)]);
-    if (seam.indexOf(LF_DOT) !== -1) return true;
+    if (indexOfLfDot(seam) !== -1) return true;
   }
-  const lf = chunk.indexOf(LF_DOT, Math.max(0, from - held.length));
+  const lf = indexOfLfDot(chunk, Math.max(0, from - held.length));
   return lf !== -1 && lf + 1 < chunk.length - 2;
 }
 

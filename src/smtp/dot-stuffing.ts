@@ -1,7 +1,18 @@
 const LF = 0x0a;
 const DOT = 0x2e;
-/** A line-initial dot inside a chunk; one native search finds them all, instead of a JS step per line. */
-const LF_DOT = Buffer.from('\n.');
+
+/**
+ * The offset of the first LF at or after `from` that is followed by a dot in `bytes`, or -1.
+ * It searches for the dot, not the LF: base64 attachments (most of a big message) have no dot
+ * at all, so one memchr crosses the whole chunk, where a search for LF stops on every line
+ * (`npm run bench -- --profile`: the two-byte search was a tenth of the proxy's SMTP CPU).
+ */
+export function indexOfLfDot(bytes: Buffer, from = 0): number {
+  for (let dot = bytes.indexOf(DOT, from + 1); dot !== -1; dot = bytes.indexOf(DOT, dot + 1)) {
+    if (bytes[dot - 1] === LF) return dot - 1;
+  }
+  return -1;
+}
 
 /**
  * SMTP transparency (RFC 5321 section 4.5.2), applied while a message streams upstream: a line
@@ -27,7 +38,7 @@ export class DotStuffer {
     dots.length = 0;
     // A chunk that starts a line: its first byte follows the LF that ended the previous chunk.
     if (this.#atLineStart && chunk[0] === DOT) dots.push(0);
-    for (let at = chunk.indexOf(LF_DOT); at !== -1; at = chunk.indexOf(LF_DOT, at + 2)) dots.push(at + 1);
+    for (let at = indexOfLfDot(chunk); at !== -1; at = indexOfLfDot(chunk, at + 2)) dots.push(at + 1);
     this.#atLineStart = chunk[chunk.length - 1] === LF;
     return dots.length === 0 ? chunk : withDotsDoubled(chunk, dots);
   }

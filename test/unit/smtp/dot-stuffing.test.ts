@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DotStuffer } from '../../../src/smtp/dot-stuffing.js';
+import { DotStuffer, indexOfLfDot } from '../../../src/smtp/dot-stuffing.js';
 import { fuzzParams, runs } from '../../fuzz/bytes.js';
 
 /** RFC 5321 section 4.5.2 on the whole message at once: a dot at the start of any line (after any LF) is doubled. */
@@ -87,5 +87,23 @@ describe('DotStuffer', () => {
   it('returns the same buffer when there is nothing to stuff', () => {
     const chunk = Buffer.from('no dots at line starts. here\r\n');
     expect(new DotStuffer().stuff(chunk)).toBe(chunk);
+  });
+});
+
+describe('indexOfLfDot', () => {
+  it('property: finds the first LF followed by a dot at or after `from`, as a two-byte search does', () => {
+    fc.assert(
+      fc.property(denseMessage, fc.nat(), (bytes, rawFrom) => {
+        const from = rawFrom % (bytes.length + 1);
+        expect(indexOfLfDot(bytes, from)).toBe(bytes.indexOf('\n.', from));
+      }),
+      fuzzParams(runs(3000)),
+    );
+  });
+
+  it('skips dots that do not start a line and finds none in a chunk without dots', () => {
+    expect(indexOfLfDot(Buffer.from('a.b.c\r\n.d'))).toBe(6);
+    expect(indexOfLfDot(Buffer.from('.a\r\nb.'))).toBe(-1);
+    expect(indexOfLfDot(Buffer.from('QUJD\r\nREVG\r\n'))).toBe(-1);
   });
 });
