@@ -32,6 +32,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD ["node", "/app/scripts/container/healthcheck.mjs"]
 # Config from a mounted file (docker-compose.yml mounts ./config read-only on /config); secrets
 # from environment variables (${VAR} in the config) or *_file paths in that folder.
-# --max-semi-space-size=2: see docs/decisions.md (the same flag as the systemd unit).
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli.js"]
+# --max-semi-space-size=2 and --initial-old-space-size=64: see docs/decisions.md (the same flags
+# as the systemd unit).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--initial-old-space-size=64", "/app/dist/cli.js"]
 CMD ["serve", "-c", "/config/config.yaml"]

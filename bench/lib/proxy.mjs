@@ -13,7 +13,7 @@ const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
  * test/unit/deploy/node-flags.test.ts keeps them equal), so the bench measures the proxy as it
  * runs.
  */
-export const PROXY_NODE_FLAGS = ['--max-semi-space-size=2'];
+export const PROXY_NODE_FLAGS = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
 export const LOCAL_PASSWORD = 'bench local password';
 const START_TIMEOUT_MS = 20_000;
 

@@ -111,7 +111,8 @@ export const HANDLERS: Handler[] = [
   },
   {
     name: 'serve',
-    match: /^node dist\/cli\.js serve -c config\.yaml$/,
+    // With or without the heap flags the image and the unit use (README, docs/decisions.md).
+    match: /^node (?:--[\w-]+=\d+ )*dist\/cli\.js serve -c config\.yaml$/,
     run: async (command, ctx) => {
       await writeUserConfig(ctx);
       expect(await serveAndFetch(ctx, command)).toMatch(/^Subject: /m);

@@ -12,13 +12,14 @@ function flagsBefore(script: RegExp, words: readonly string[]): string[] {
   return words.slice(1, at);
 }
 
-// The image and the unit pass node the same flags (the young-generation cap of docs/decisions.md),
+// The image and the unit pass node the same flags (the heap sizes of docs/decisions.md),
 // and the bench starts the proxy the same way.
 describe('node flags of the proxy', () => {
   const expected = PROXY_NODE_FLAGS as string[];
 
   it('are set at all', () => {
     expect(expected).toContain('--max-semi-space-size=2');
+    expect(expected).toContain('--initial-old-space-size=64');
   });
 
   it("leave the CLI's shebang plain: busybox env (Alpine) has no -S", () => {
