@@ -39,7 +39,9 @@ looking into a result: \`-- --quick\` (small sizes, nothing written), \`-- --onl
 or \`-- --only concurrency\`, \`-- --protocols pop3\`, \`-- --sessions N --hold S\`,
 \`-- --profile\` (the proxy under \`node --cpu-prof\`; summarise a profile with
 \`node bench/profile-summary.mjs FILE\`) and \`-- --heap-snapshot\` (a V8 heap snapshot of the
-proxy holding the idle sessions).
+proxy holding the idle sessions). \`node bench/pipe-floor.mjs\` (about a minute, nothing written)
+measures the ceiling for SMTP bulk: direct, the proxy, and a bare TLS-terminating pipe that
+does nothing but add the hop and the TLS.
 `;
 
 export function renderRun(run) {

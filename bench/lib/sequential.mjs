@@ -69,7 +69,7 @@ function smtpRunner(upstream, times, subject) {
  * Dovecot mailbox the end-to-end tests share: wait for the deliveries (at most DELIVERY_WAIT_MS)
  * and delete them again over IMAP. Returns how many were deleted.
  */
-async function removeDelivered(upstream, subject, expected) {
+export async function removeDelivered(upstream, subject, expected) {
   const user = upstream.smtpRecipient;
   const client = await RawImap.connect({ port: upstream.servers.imap.port, tls: true, ca: upstream.ca });
   try {

@@ -98,6 +98,8 @@ async function e2eUpstream() {
         pop3: { port: Number(env.E2E_POP3S_PORT), tls: 'implicit' },
         smtp: { port: Number(env.E2E_SUBMISSION_PORT), tls: 'starttls' },
       },
+      // Postfix's implicit-TLS submission port (RFC 8314), for bench/pipe-floor.mjs.
+      smtpImplicitTlsPort: Number(env.E2E_SUBMISSIONS_PORT) || undefined,
       async stop() {},
     },
   };
