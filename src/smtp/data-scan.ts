@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { indexOfLfDot } from './dot-stuffing.js';
 
-
 /**
  * The sha256 of the smtp-server DATA method this module was checked against (smtp-server
  * 3.21.6, locked in package-lock.json). Another release keeps its own method untouched until
