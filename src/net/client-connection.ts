@@ -8,8 +8,8 @@ import { LineReader } from './line-reader.js';
 
 const CLIENT_CLOSED = 'The client closed the connection';
 
-/** One listener for every socket whose errors are learnt from 'close' or end of input. */
-function ignoreError(): void {}
+/** One 'error' listener for every client socket whose failures show as 'close' or end of input. */
+export function ignoreError(): void {}
 
 /** The error for "the client went away", so that it is not mistaken for a failure of ours. */
 export function clientClosedError(): ProxyError {

@@ -5,6 +5,7 @@ import type { ClientInfo } from '../accounts/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ignoreError } from './client-connection.js';
 import { acceptTls } from './local-tls.js';
 
 /**
@@ -169,9 +170,6 @@ class TcpListener implements Listener {
     }
   }
 }
-
-/** For sockets whose failures show as 'close' or end of input. */
-function ignoreError(): void {}
 
 async function closeListener(stopped: Promise<void>, sessions: Set<Session>, shutdown: AbortController, deadlineMs: number): Promise<void> {
   shutdown.abort(new ProxyError('aborted', 'Server shutting down'));
