@@ -2,7 +2,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { authenticate } from './authenticate.js';
-import { astringValue, type ImapCommand } from './syntax.js';
+import { astringValue, isNil, type ImapCommand } from './syntax.js';
 
 /** What a pre-login command handler may do; the session provides it. */
 export interface PreLoginContext {
@@ -83,7 +83,7 @@ async function noop(ctx: PreLoginContext, command: ImapCommand): Promise<Command
 /** RFC 2971: one argument, a list of field-value pairs or NIL. We only answer with our name. */
 async function id(ctx: PreLoginContext, command: ImapCommand): Promise<CommandResult> {
   const [arg, extra] = command.args;
-  if (!arg || extra || (arg.type !== 'list' && arg.type !== 'nil')) throw new ProxyError('bad_input', 'ID takes a list or NIL');
+  if (!arg || extra || (arg.type !== 'list' && !isNil(arg))) throw new ProxyError('bad_input', 'ID takes a list or NIL');
   await ctx.send(['* ID ("name" "oauth-mail-proxy")', `${command.tag} OK ID completed`]);
   return CONTINUE;
 }

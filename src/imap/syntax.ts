@@ -1,7 +1,10 @@
 /**
  * IMAP command syntax for the commands we answer before login (RFC 3501 section 9, RFC 9051):
- * tag, command name, and arguments made of atoms, NIL, quoted strings, literals `{n}` and
- * `{n+}` (LITERAL+, RFC 7888) and parenthesised lists (for ID, RFC 2971).
+ * tag, command name, and arguments made of atoms, quoted strings, literals `{n}` and `{n+}`
+ * (LITERAL+, RFC 7888) and parenthesised lists (for ID, RFC 2971).
+ *
+ * NIL is an atom here. It means "no value" only where the grammar allows an nstring (ID's
+ * argument and values); as a tag or an astring ("a1 LOGIN nil x") it is the text itself.
  *
  * A literal ends its line, so a command arrives as a first line, then for each literal its
  * bytes and the line that continues the command. `scanLine` reads one line into tokens and
@@ -10,7 +13,6 @@
 
 export type ImapArg =
   | { type: 'atom'; value: string }
-  | { type: 'nil' }
   | { type: 'string'; value: string; literal: boolean }
   | { type: 'list'; items: ImapArg[] };
 
@@ -78,8 +80,7 @@ export function scanLine(line: Buffer, continuation = false): LineScan {
     } else if (isAtomChar(b)) {
       const start = i;
       while (i < line.length && isAtomChar(line[i] as number)) i++;
-      const value = line.toString('latin1', start, i);
-      tokens.push(value.toUpperCase() === 'NIL' ? { type: 'nil' } : { type: 'atom', value });
+      tokens.push({ type: 'atom', value: line.toString('latin1', start, i) });
     } else {
       return fail('Invalid character in command');
     }
@@ -151,9 +152,13 @@ export function assembleCommand(tokens: readonly Token[]): { ok: true; command: 
   return { ok: true, command: { tag, name: nameToken.value.toUpperCase(), args: stack[0] as ImapArg[] } };
 }
 
-/** An astring argument (atom, quoted or literal; NIL is the string "NIL") as text. */
+/** An astring argument (atom, quoted or literal) as text. */
 export function astringValue(arg: ImapArg | undefined): string | undefined {
   if (!arg) return undefined;
-  if (arg.type === 'nil') return 'NIL';
   return arg.type === 'atom' || arg.type === 'string' ? arg.value : undefined;
+}
+
+/** NIL where an nstring is allowed (RFC 3501 section 9: `nil = "NIL"`, case-insensitive). */
+export function isNil(arg: ImapArg | undefined): boolean {
+  return arg?.type === 'atom' && arg.value.toUpperCase() === 'NIL';
 }

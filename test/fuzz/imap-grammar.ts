@@ -12,6 +12,8 @@ import { FUZZ_PASSWORD, FUZZ_USER } from './session-rig.js';
 
 const tag = fc.oneof(
   { weight: 6, arbitrary: fc.stringMatching(/^[A-Za-z0-9.]{1,6}$/) },
+  // NIL is special only where an nstring may stand; as a tag it is just a tag.
+  { weight: 1, arbitrary: fc.constantFrom('NIL', 'nil', 'Nil') },
   { weight: 1, arbitrary: fc.constantFrom('*', '+', '', 'a+b', '"q"', '{1}', 'x%', '(a)') },
 );
 
@@ -94,8 +96,17 @@ export function imapStream(maxCommands = 6, maxMutations = 3): fc.Arbitrary<Buff
   return mutated(fc.array(imapCommand, { minLength: 1, maxLength: maxCommands }).map((cs) => Buffer.concat(cs)), maxMutations);
 }
 
+/** ASTRING-CHARs (RFC 3501 section 9): what an astring may be sent as, unquoted. */
+const ASTRING_ATOM = /^[^\x00-\x20\x7f-\uffff(){%*"\\]+$/;
+
+/** A user name or password: any text, or one a client may send as an atom (NIL included). */
+const loginValue = (maxLength: number): fc.Arbitrary<string> => fc.oneof(
+  { weight: 3, arbitrary: fc.string({ minLength: 1, maxLength, unit: 'grapheme' }) },
+  { weight: 1, arbitrary: fc.oneof(fc.constantFrom('NIL', 'nil', 'a]b', "o'k"), fc.stringMatching(/^[A-Za-z0-9.@!#$&'+,\-\/:;<=>?^_`|~\]]{1,20}$/)) },
+);
+
 /** A LOGIN whose arguments are encoded every legal way, to check they come back unchanged. */
-export const wellFormedLogin = fc.tuple(tag.filter((t) => /^[A-Za-z0-9.]+$/.test(t)), fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }), fc.string({ minLength: 1, maxLength: 60, unit: 'grapheme' }))
+export const wellFormedLogin = fc.tuple(tag.filter((t) => /^[A-Za-z0-9.]+$/.test(t)), loginValue(40), loginValue(60))
   .chain(([t, user, pass]) => {
     const legal = (value: string): fc.Arbitrary<Buffer> => {
       const bytes = Buffer.from(value, 'utf8');
@@ -103,6 +114,7 @@ export const wellFormedLogin = fc.tuple(tag.filter((t) => /^[A-Za-z0-9.]+$/.test
         fc.boolean().map((plus) => Buffer.concat([Buffer.from(`{${bytes.length}${plus ? '+' : ''}}\r\n`), bytes])),
       ];
       if (!/[\r\n\0]/.test(value)) forms.push(fc.constant(Buffer.from(`"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`, 'utf8')));
+      if (ASTRING_ATOM.test(value)) forms.push(fc.constant(bytes));
       return fc.oneof(...forms);
     };
     return fc.tuple(legal(user), legal(pass)).map(([u, p]) => ({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assembleCommand, astringValue, guessTag, scanLine, type Token } from '../../src/imap/syntax.js';
+import { assembleCommand, astringValue, guessTag, isNil, scanLine, type Token } from '../../src/imap/syntax.js';
 
 const scan = (text: string, continuation = false) => scanLine(Buffer.from(text, 'utf8'), continuation);
 
@@ -30,14 +30,22 @@ describe('scanLine and assembleCommand', () => {
     expect(scan('t LOGIN "abc')).toMatchObject({ ok: false, error: 'Unterminated quoted string' });
   });
 
-  it('recognises NIL and lists (ID)', () => {
-    expect(command('x ID NIL')).toMatchObject({ ok: true, command: { name: 'ID', args: [{ type: 'nil' }] } });
-    const id = command('x ID ("name" "mutt" "version" NIL)');
+  it('reads lists (ID); NIL is an atom, "no value" only where an nstring may stand', () => {
+    expect(command('x ID NIL')).toMatchObject({ ok: true, command: { name: 'ID', args: [{ type: 'atom', value: 'NIL' }] } });
+    const id = command('x ID ("name" "mutt" "version" nil)');
     expect(id.ok && id.command.args).toEqual([{ type: 'list', items: [
       { type: 'string', value: 'name', literal: false }, { type: 'string', value: 'mutt', literal: false },
-      { type: 'string', value: 'version', literal: false }, { type: 'nil' },
+      { type: 'string', value: 'version', literal: false }, { type: 'atom', value: 'nil' },
     ] }]);
-    expect(astringValue({ type: 'nil' })).toBe('NIL');
+    expect(isNil({ type: 'atom', value: 'nIl' })).toBe(true);
+    expect(isNil({ type: 'string', value: 'NIL', literal: false })).toBe(false);
+  });
+
+  it('keeps NIL as text where it is a tag or an astring (RFC 3501: tag and astring take any atom)', () => {
+    expect(command('niL LOGIN nil NIL')).toEqual({ ok: true, command: { tag: 'niL', name: 'LOGIN', args: [
+      { type: 'atom', value: 'nil' }, { type: 'atom', value: 'NIL' },
+    ] } });
+    expect(astringValue({ type: 'atom', value: 'nil' })).toBe('nil');
   });
 
   it('finds a synchronising literal {n} at the end of the line', () => {
