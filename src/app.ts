@@ -13,10 +13,10 @@ import { createSmtpHandler } from './smtp/server.js';
 import { handlePop3Connection, type Pop3SessionDeps } from './pop3/session.js';
 import { SHUTDOWN_DEADLINE_MS } from './limits.js';
 import { createLogger, type Logger } from './log.js';
-import { ListenerSet, type RunningListener } from './listener-set.js';
-import { startListener, type ConnectionHandler, type Listener } from './net/listener.js';
+import { ListenerSet, type OpenedListener, type RunningListener } from './listener-set.js';
+import { startListener, type ConnectionHandler } from './net/listener.js';
 import { reloadApp } from './reload.js';
-import { createLocalTlsContext } from './net/local-tls.js';
+import { LocalTls } from './net/local-tls.js';
 import { openFileStore } from './store/file-store.js';
 import type { TokenStore } from './store/token-store.js';
 import { createTokenManager } from './tokens/manager.js';
@@ -116,28 +116,24 @@ interface Services {
   metrics: ProxyMetrics;
 }
 
-async function openListener(listener: ListenerConfig, config: Config, services: Services): Promise<Listener> {
+async function openListener(listener: ListenerConfig, config: Config, services: Services): Promise<OpenedListener> {
   // A listener without its own certificate gets a self-signed one kept beside the token store.
-  const tlsContext = listener.tls === 'none' ? undefined : await createLocalTlsContext(listener, dirname(config.tokenStore.path));
-  const handle = connectionHandler(listener, services, tlsContext);
+  const tls = listener.tls === 'none' ? undefined : await LocalTls.open(listener, dirname(config.tokenStore.path));
+  const handle = connectionHandler(listener, services, tls);
   // On an SMTP relay listener `allow` names the networks that may send without AUTH
   // (src/smtp/session.ts): everyone else may still connect, and must AUTH.
   const accept = listener.protocol === 'smtp' && listener.relay_account !== undefined ? { ...listener, allow: undefined } : listener;
-  return startListener(accept, handle, { log: services.log, tlsContext });
+  return { listener: await startListener(accept, handle, { log: services.log, tls }), tls };
 }
 
-function connectionHandler(
-  listener: ListenerConfig,
-  services: Services,
-  tlsContext: Awaited<ReturnType<typeof createLocalTlsContext>> | undefined,
-): ConnectionHandler {
-  if (listener.protocol === 'smtp') return createSmtpHandler({ listener, ...services, tlsContext });
+function connectionHandler(listener: ListenerConfig, services: Services, tls: LocalTls | undefined): ConnectionHandler {
+  if (listener.protocol === 'smtp') return createSmtpHandler({ listener, ...services, tls });
   const handle = listener.protocol === 'imap' ? handleImapConnection : handlePop3Connection;
   // Every session keeps its deps for its whole life: one object per listener (whose shutdown
   // signal never changes), not one per connection.
   let deps: ImapSessionDeps & Pop3SessionDeps | undefined;
   return (socket, client, shutdown) => {
-    if (deps?.shutdown !== shutdown) deps = { listener, ...services, tlsContext, shutdown };
+    if (deps?.shutdown !== shutdown) deps = { listener, ...services, tls, shutdown };
     return handle(socket, client, deps);
   };
 }

@@ -2,34 +2,43 @@ import type { ListenerConfig } from './config/schema.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Listener } from './net/listener.js';
+import type { LocalTls } from './net/local-tls.js';
+
+/** A started listener, and its certificate when it speaks TLS to clients. */
+export interface OpenedListener {
+  listener: Listener;
+  tls?: LocalTls | undefined;
+}
 
 /** A listener and the config it was started from. */
-export interface RunningListener {
+export interface RunningListener extends OpenedListener {
   config: ListenerConfig;
-  listener: Listener;
 }
 
 export interface ListenerChanges {
   kept: number;
   started: string[];
   stopped: string[];
+  /** Kept listeners whose certificate files changed: the new pair is in use. */
+  renewed: string[];
   failed: string[];
 }
 
 /**
  * The proxy's listeners, and how a reload changes them (SIGHUP): a listener whose config is
- * unchanged keeps running untouched; a removed or changed one stops accepting and frees its
- * port, while its sessions (relayed ones above all) run on to their natural end; a new or
- * changed one starts. Closing the set ends everything, draining listeners included.
+ * unchanged keeps running untouched, except that it reads its certificate files again and
+ * uses a renewed pair from the next handshake on; a removed or changed one stops accepting
+ * and frees its port, while its sessions (relayed ones above all) run on to their natural end;
+ * a new or changed one starts. Closing the set ends everything, draining listeners included.
  */
 export class ListenerSet {
   #running: RunningListener[] = [];
   /** Stopped accepting at a reload; their sessions are still running. */
   readonly #draining: Listener[] = [];
-  readonly #open: (config: ListenerConfig) => Promise<Listener>;
+  readonly #open: (config: ListenerConfig) => Promise<OpenedListener>;
   readonly #log: Logger;
 
-  constructor(open: (config: ListenerConfig) => Promise<Listener>, log: Logger) {
+  constructor(open: (config: ListenerConfig) => Promise<OpenedListener>, log: Logger) {
     this.#open = open;
     this.#log = log;
   }
@@ -41,7 +50,7 @@ export class ListenerSet {
   /** At start: every listener, or none (the error is thrown). `logStarted` says so once all else is up. */
   async startAll(configs: readonly ListenerConfig[]): Promise<void> {
     try {
-      for (const config of configs) this.#running.push({ config, listener: await this.#open(config) });
+      for (const config of configs) this.#running.push({ config, ...await this.#open(config) });
     } catch (err) {
       await this.close(0);
       throw err;
@@ -56,12 +65,13 @@ export class ListenerSet {
   /** A reload: removed and changed listeners stop first (a changed one may keep its port), then new ones start. */
   async apply(configs: readonly ListenerConfig[]): Promise<ListenerChanges> {
     const wanted = new Map(configs.map((c) => [listenerKey(c), c]));
-    const changes: ListenerChanges = { kept: 0, started: [], stopped: [], failed: [] };
+    const changes: ListenerChanges = { kept: 0, started: [], stopped: [], renewed: [], failed: [] };
     const kept: RunningListener[] = [];
     for (const r of this.#running) {
       if (wanted.delete(listenerKey(r.config))) {
         kept.push(r);
         changes.kept++;
+        await this.#renewCertificate(r, changes);
         continue;
       }
       await r.listener.stopAccepting();
@@ -73,7 +83,7 @@ export class ListenerSet {
     this.#running = kept;
     for (const config of wanted.values()) {
       try {
-        const r = { config, listener: await this.#open(config) };
+        const r = { config, ...await this.#open(config) };
         this.#running.push(r);
         this.#logStart(r);
         changes.started.push(describe(config));
@@ -88,6 +98,20 @@ export class ListenerSet {
   /** Stops accepting everywhere, lets sessions finish up to the deadline, then cuts them off. */
   async close(deadlineMs: number): Promise<void> {
     await Promise.all([...this.#running.map((r) => r.listener), ...this.#draining].map((l) => l.close(deadlineMs)));
+  }
+
+  /** Reads a kept listener's certificate files again; a pair that cannot be used leaves the old one in use. */
+  async #renewCertificate(r: RunningListener, changes: ListenerChanges): Promise<void> {
+    if (!r.tls) return;
+    try {
+      if (await r.tls.reload() === 'unchanged') return;
+      changes.renewed.push(describe(r.config));
+      this.#log.info({ event: 'listener.tls_renewed', protocol: r.config.protocol, listen: r.config.listen }, `${describe(r.config)}: new certificate in use from the next handshake`);
+    } catch (err) {
+      changes.failed.push(`${describe(r.config)} (certificate)`);
+      this.#log.error({ event: 'listener.tls_renew_failed', protocol: r.config.protocol, listen: r.config.listen, err: describeError(err) },
+        `${describe(r.config)}: certificate files not usable, the previous certificate stays in use`);
+    }
   }
 
   #logStart({ config, listener }: RunningListener): void {

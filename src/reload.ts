@@ -1,6 +1,6 @@
 import type { AccountRegistry } from './accounts/registry.js';
 import type { Config } from './config/resolve.js';
-import type { ListenerSet } from './listener-set.js';
+import type { ListenerChanges, ListenerSet } from './listener-set.js';
 import type { Logger } from './log.js';
 import { fingerprint } from './tokens/account-fingerprint.js';
 import type { TokenManager } from './tokens/types.js';
@@ -40,9 +40,10 @@ export async function reloadApp(previous: Config, next: Config, t: ReloadTargets
 
 function describeChanges(
   a: { added: string[]; removed: string[]; changed: string[] },
-  l: { kept: number; started: string[]; stopped: string[]; failed: string[] },
+  l: ListenerChanges,
 ): string {
   const accounts = `accounts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed`;
-  const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${l.failed.length ? `, ${l.failed.length} FAILED` : ''}`;
+  const renewed = l.renewed.length ? `, ${l.renewed.length} certificate${l.renewed.length === 1 ? '' : 's'} renewed` : '';
+  const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${renewed}${l.failed.length ? `, ${l.failed.length} FAILED` : ''}`;
   return `config reloaded (${accounts}; ${listeners})`;
 }

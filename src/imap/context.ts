@@ -5,7 +5,7 @@ import type { ImapSession } from './session.js';
 
 /** What the command handlers may do on this session, bounded by `signal` (idle and login timeouts). */
 export function preLoginContext(s: ImapSession, signal: AbortSignal): PreLoginContext {
-  const { listener, tlsContext } = s.deps;
+  const { listener, tls } = s.deps;
   const isTls = s.conn.isTls;
   // RFC 3501 section 6.2.3 / RFC 8314: a STARTTLS listener takes no password before TLS.
   const loginDisabled = listener.tls === 'starttls' && !isTls;
@@ -13,7 +13,7 @@ export function preLoginContext(s: ImapSession, signal: AbortSignal): PreLoginCo
     listener,
     isTls,
     loginDisabled,
-    canStartTls: loginDisabled && tlsContext !== undefined,
+    canStartTls: loginDisabled && tls !== undefined,
     send: (lines) => s.conn.send(lines, signal),
     saslExchange: (challenge) => saslExchange(s, challenge, signal),
     startTls: () => startTls(s, signal),
@@ -32,7 +32,7 @@ async function saslExchange(s: ImapSession, challenge: string, signal: AbortSign
 }
 
 async function startTls(s: ImapSession, signal: AbortSignal): Promise<boolean> {
-  const context = s.deps.tlsContext;
+  const context = s.deps.tls?.context;
   if (!context) return false;
   try {
     const dropped = await s.conn.startTls(context, signal);

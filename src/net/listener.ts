@@ -1,12 +1,11 @@
 import { BlockList, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
-import type { SecureContext } from 'node:tls';
 import type { ClientInfo } from '../accounts/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ignoreError } from './client-connection.js';
-import { acceptTls } from './local-tls.js';
+import { acceptTls, type LocalTlsSource } from './local-tls.js';
 
 /**
  * Runs one protocol dialogue on an accepted connection. `shutdown` aborts when the listener
@@ -16,8 +15,8 @@ export type ConnectionHandler = (socket: Socket, client: ClientInfo, shutdown: A
 
 export interface ListenerOptions {
   log: Logger;
-  /** Required when the listener's tls is `implicit`. */
-  tlsContext?: SecureContext | undefined;
+  /** Required when the listener's tls is `implicit`; its context is read at each handshake. */
+  tls?: LocalTlsSource | undefined;
 }
 
 export interface Listener {
@@ -46,7 +45,7 @@ interface Session {
  * Nothing a session throws escapes: it is caught and logged here.
  */
 export async function startListener(config: ListenerConfig, handle: ConnectionHandler, options: ListenerOptions): Promise<Listener> {
-  if (config.tls === 'implicit' && !options.tlsContext) {
+  if (config.tls === 'implicit' && !options.tls) {
     throw new ProxyError('config_invalid', `listener ${config.listen}: tls implicit needs a TLS context`);
   }
   const { host, port } = parseListen(config.listen);
@@ -58,7 +57,7 @@ export async function startListener(config: ListenerConfig, handle: ConnectionHa
 class TcpListener implements Listener {
   readonly #config: ListenerConfig;
   readonly #handle: ConnectionHandler;
-  readonly #tlsContext: SecureContext | undefined;
+  readonly #tls: LocalTlsSource | undefined;
   readonly #log: Logger;
   readonly #allow: BlockList | undefined;
   readonly #sessions = new Set<Session>();
@@ -70,7 +69,7 @@ class TcpListener implements Listener {
   constructor(config: ListenerConfig, handle: ConnectionHandler, options: ListenerOptions) {
     this.#config = config;
     this.#handle = handle;
-    this.#tlsContext = options.tlsContext;
+    this.#tls = options.tls;
     this.#log = options.log.child({ listener: config.listen, protocol: config.protocol });
     this.#allow = allowList(config.allow);
     // Every session listens for shutdown: hundreds of listeners on this signal are by design.
@@ -160,9 +159,9 @@ class TcpListener implements Listener {
 
   /** The implicit-TLS handshake; false (logged) when it fails. */
   async #secure(session: Session, client: ClientInfo): Promise<boolean> {
-    if (this.#config.tls !== 'implicit' || !this.#tlsContext) return true;
+    if (this.#config.tls !== 'implicit' || !this.#tls) return true;
     try {
-      session.socket = await acceptTls(session.raw, this.#tlsContext, this.#shutdown.signal);
+      session.socket = await acceptTls(session.raw, this.#tls.context, this.#shutdown.signal);
       return true;
     } catch (err) {
       this.#log.info({ event: 'listener.tls_failed', client: client.address, reason: describeError(err) }, 'TLS handshake with a client failed');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -16,21 +16,91 @@ const run = promisify(execFile);
 export const SELF_SIGNED_CERT_FILE = 'localhost-cert.pem';
 export const SELF_SIGNED_KEY_FILE = 'localhost-key.pem';
 
+/** The certificate a listener presents: `context` is read at each handshake, so a reload can replace it. */
+export interface LocalTlsSource {
+  readonly context: SecureContext;
+}
+
 /**
  * The TLS context toward local clients: the listener's cert_file/key_file, or a self-signed
  * localhost pair generated once into `folder` and reused on later starts. min_tls_version is
  * honoured; TLS 1.0/1.1 (old printers) also need OpenSSL's security level 0 for their ciphers.
+ *
+ * `reload` reads the pair again (SIGHUP): a renewed certificate, written where the old one was
+ * (certbot, an ACME client, a Kubernetes secret), is used from the next handshake on, without
+ * a moment in which the port is closed and without touching a session. A pair that cannot be
+ * read, or whose key does not match, is refused and the one in use is kept.
  */
-export async function createLocalTlsContext(listener: ListenerConfig, folder: string): Promise<SecureContext> {
-  const files = listener.cert_file && listener.key_file
-    ? { certFile: listener.cert_file, keyFile: listener.key_file }
-    : await ensureSelfSignedCertificate(folder);
-  try {
-    const [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
-    return createSecureContext({ cert, key, ...tlsVersionOptions(listener.min_tls_version) });
-  } catch (err) {
-    throw new ProxyError('config_invalid', `TLS certificate ${files.certFile} / key ${files.keyFile}: ${describeError(err)}`, { cause: err });
+export class LocalTls implements LocalTlsSource {
+  readonly #files: PairFiles;
+  readonly #minVersion: SecureVersion;
+  #loaded: LoadedPair;
+
+  private constructor(files: PairFiles, minVersion: SecureVersion, loaded: LoadedPair) {
+    this.#files = files;
+    this.#minVersion = minVersion;
+    this.#loaded = loaded;
   }
+
+  static async open(listener: ListenerConfig, folder: string): Promise<LocalTls> {
+    const files = listener.cert_file && listener.key_file
+      ? { certFile: listener.cert_file, keyFile: listener.key_file }
+      : await ensureSelfSignedCertificate(folder);
+    return new LocalTls(files, listener.min_tls_version, await loadPair(files, listener.min_tls_version));
+  }
+
+  get context(): SecureContext {
+    return this.#loaded.context;
+  }
+
+  /** 'renewed' when the files changed; throws ProxyError `config_invalid` (and keeps the pair in use) when they cannot be used. */
+  async reload(): Promise<'renewed' | 'unchanged'> {
+    const [cert, key] = await readPair(this.#files);
+    if (digestOf(cert, key) === this.#loaded.digest) return 'unchanged';
+    this.#loaded = await loadPair(this.#files, this.#minVersion, [cert, key]);
+    return 'renewed';
+  }
+}
+
+/** The TLS context of a listener's pair, once (see LocalTls for one that a reload renews). */
+export async function createLocalTlsContext(listener: ListenerConfig, folder: string): Promise<SecureContext> {
+  return (await LocalTls.open(listener, folder)).context;
+}
+
+interface PairFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+interface LoadedPair {
+  context: SecureContext;
+  /** Of the files' bytes: a reload that finds the same bytes keeps the context. */
+  digest: string;
+}
+
+async function loadPair(files: PairFiles, minVersion: SecureVersion, read?: [Buffer, Buffer]): Promise<LoadedPair> {
+  const [cert, key] = read ?? await readPair(files);
+  try {
+    return { context: createSecureContext({ cert, key, ...tlsVersionOptions(minVersion) }), digest: digestOf(cert, key) };
+  } catch (err) {
+    throw pairError(files, err);
+  }
+}
+
+async function readPair(files: PairFiles): Promise<[Buffer, Buffer]> {
+  try {
+    return await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
+  } catch (err) {
+    throw pairError(files, err);
+  }
+}
+
+function pairError(files: PairFiles, err: unknown): ProxyError {
+  return new ProxyError('config_invalid', `TLS certificate ${files.certFile} / key ${files.keyFile}: ${describeError(err)}`, { cause: err });
+}
+
+function digestOf(cert: Buffer, key: Buffer): string {
+  return createHash('sha256').update(cert).update('\0').update(key).digest('base64');
 }
 
 /** minVersion, plus legacy ciphers when a version below TLS 1.2 is allowed. */

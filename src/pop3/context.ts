@@ -5,14 +5,14 @@ import type { Pop3Session } from './session.js';
 
 /** What the command handlers may do on this session, bounded by `signal` (idle and login timeouts). */
 export function preLoginContext(s: Pop3Session, signal: AbortSignal): PreLoginContext {
-  const { listener, tlsContext } = s.deps;
+  const { listener, tls } = s.deps;
   const isTls = s.conn.isTls;
   const plaintextRefused = listener.tls === 'starttls' && !isTls;
   return {
     listener,
     isTls,
     plaintextRefused,
-    canStartTls: plaintextRefused && tlsContext !== undefined,
+    canStartTls: plaintextRefused && tls !== undefined,
     get pendingUser() {
       return s.pendingUser;
     },
@@ -40,7 +40,7 @@ async function saslExchange(s: Pop3Session, challenge: string, signal: AbortSign
 }
 
 async function startTls(s: Pop3Session, signal: AbortSignal): Promise<boolean> {
-  const context = s.deps.tlsContext;
+  const context = s.deps.tls?.context;
   if (!context) return false;
   // A USER given in plaintext is forgotten: RFC 2595 section 4 starts the session afresh.
   s.pendingUser = undefined;

@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import { ProxyError, describeError } from '../errors.js';
 import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import { startDeadline } from '../net/deadline.js';
+import type { LocalTlsSource } from '../net/local-tls.js';
 import { answerFailure, openSessionFrame, outcomeOf, relayToEnd, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
@@ -19,8 +19,8 @@ import { loginPop3Upstream, type UpstreamPop3Session } from './upstream-login.js
 export interface Pop3SessionDeps extends SessionFrameDeps {
   accounts: Authenticator;
   tokens: TokenManager;
-  /** Required for STARTTLS listeners (implicit TLS is handled by the listener). */
-  tlsContext?: SecureContext | undefined;
+  /** Required for STARTTLS listeners (implicit TLS is handled by the listener); read at each STARTTLS. */
+  tls?: LocalTlsSource | undefined;
   /** Where an account's sessions are relayed to; default `account.servers.pop3`. */
   findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
   /** Silence after which a relayed session is closed; default RELAY_IDLE_TIMEOUT_MS. */

@@ -35,11 +35,15 @@ export function createSmtpHandler(deps: SmtpSessionDeps): ConnectionHandler {
     deps.log.debug({ event: 'smtp.data_scan' }, "smtp-server's DATA parser is not the release data-scan.ts was checked against; using it unchanged");
   }
   const server = new SMTPServer(serverOptions(deps, live));
-  // STARTTLS uses the '*' context: ours, with the listener's certificate and min_tls_version
-  // (and the legacy ciphers TLS 1.0 needs), instead of smtp-server's built-in test certificate.
-  if (deps.tlsContext) server.secureContext.set('*', deps.tlsContext);
   server.on('error', (err: Error) => deps.log.debug({ event: 'smtp.connection_error', reason: describeError(err) }, 'SMTP connection error'));
-  return (socket, client, shutdown) => runConnection(server, live, openSmtpSession(newSessionId(), client, deps), socket, shutdown);
+  const { tls } = deps;
+  return (socket, client, shutdown) => {
+    // STARTTLS uses the '*' context: ours, with the listener's certificate and min_tls_version
+    // (and the legacy ciphers TLS 1.0 needs), instead of smtp-server's built-in test
+    // certificate. Set per connection, because a reload may have renewed the certificate.
+    if (tls) server.secureContext.set('*', tls.context);
+    return runConnection(server, live, openSmtpSession(newSessionId(), client, deps), socket, shutdown);
+  };
 }
 
 function serverOptions(deps: SmtpSessionDeps, live: Map<string, Live>): SMTPServerOptions {

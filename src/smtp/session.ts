@@ -1,5 +1,4 @@
 import { isIP } from 'node:net';
-import type { SecureContext } from 'node:tls';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import type { ListenerConfig } from '../config/schema.js';
@@ -9,6 +8,7 @@ import type { Logger } from '../log.js';
 import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
 import { startDeadline } from '../net/deadline.js';
 import { allowList } from '../net/listener.js';
+import type { LocalTlsSource } from '../net/local-tls.js';
 import { hostPort } from '../net/upstream.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
@@ -21,8 +21,8 @@ export interface SmtpSessionDeps {
   accounts: Authenticator & { find(username: string): AccountSettings | undefined };
   tokens: TokenManager;
   log: Logger;
-  /** Required for STARTTLS and implicit TLS listeners. */
-  tlsContext?: SecureContext | undefined;
+  /** Required for STARTTLS and implicit TLS listeners; read at each handshake. */
+  tls?: LocalTlsSource | undefined;
   /** Where an account's mail is sent; default `account.servers.smtp`. */
   findServer?: ((account: AccountSettings) => UpstreamServer | undefined) | undefined;
   /** Sessions, bytes and upstream login times for /metrics and the status page. */

@@ -60,8 +60,8 @@ async function harness(options: { listener?: Partial<ListenerConfig>; tokens?: s
   const accounts = new FakeAuthenticator(new Map([[USER, { password: PASSWORD, account: accountSettings(USER, server) }]]));
   const tokens = new FakeTokenManager((options.tokens ?? [GOOD_TOKEN]).map((t) => new Secret(t)));
   const logs = captureLog();
-  const deps: ImapSessionDeps = { listener: config, accounts, tokens, log: logs.log, tlsContext };
-  const listener = await startListener(config, (socket, client, shutdown) => handleImapConnection(socket, client, { ...deps, shutdown }), { log: logs.log, tlsContext });
+  const deps: ImapSessionDeps = { listener: config, accounts, tokens, log: logs.log, tls: { context: tlsContext } };
+  const listener = await startListener(config, (socket, client, shutdown) => handleImapConnection(socket, client, { ...deps, shutdown }), { log: logs.log, tls: { context: tlsContext } });
   open.push(listener);
   const port = listener.address().port;
   return {

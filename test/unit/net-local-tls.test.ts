@@ -21,7 +21,7 @@ afterAll(async () => {
 async function handshake(context: SecureContext, ca: string, version: 'TLSv1' | 'TLSv1.2'): Promise<string> {
   const listener = await startListener(listenerConfig({ tls: 'implicit' }), async (socket) => {
     socket.end();
-  }, { log: captureLog().log, tlsContext: context });
+  }, { log: captureLog().log, tls: { context } });
   try {
     return await new Promise<string>((resolve, reject) => {
       const options = { host: '127.0.0.1', port: listener.address().port, ca, servername: 'localhost', minVersion: version, maxVersion: version, ciphers: 'DEFAULT:@SECLEVEL=0' };

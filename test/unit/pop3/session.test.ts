@@ -58,7 +58,7 @@ async function harness(options: { listener?: Partial<ListenerConfig>; tokens?: s
   const tokens = new FakeTokenManager((options.tokens ?? [GOOD]).map((t) => new Secret(t)));
   const logs = captureLog();
   const listener = await startListener(config, (socket, client, shutdown) =>
-    handlePop3Connection(socket, client, { listener: config, accounts, tokens, log: logs.log, tlsContext, shutdown }), { log: logs.log, tlsContext });
+    handlePop3Connection(socket, client, { listener: config, accounts, tokens, log: logs.log, tls: { context: tlsContext }, shutdown }), { log: logs.log, tls: { context: tlsContext } });
   open.push(listener);
   const { port } = listener.address();
   return {
