@@ -41,7 +41,9 @@ or \`-- --only concurrency\`, \`-- --protocols pop3\`, \`-- --sessions N --hold 
 \`node bench/profile-summary.mjs FILE\`) and \`-- --heap-snapshot\` (a V8 heap snapshot of the
 proxy holding the idle sessions). \`node bench/pipe-floor.mjs\` (about a minute, nothing written)
 measures the ceiling for SMTP bulk: direct, the proxy, and a bare TLS-terminating pipe that
-does nothing but add the hop and the TLS.
+does nothing but add the hop and the TLS. \`node bench/login-floor.mjs\` (about a minute, nothing
+written) does the same for logins: direct, the proxy, and a minimal forwarder that reads the
+LOGIN line and logs in upstream with a fixed token, with no work of its own around it.
 `;
 
 export function renderRun(run) {
