@@ -62,11 +62,6 @@ export class LocalTls implements LocalTlsSource {
   }
 }
 
-/** The TLS context of a listener's pair, once (see LocalTls for one that a reload renews). */
-export async function createLocalTlsContext(listener: ListenerConfig, folder: string): Promise<SecureContext> {
-  return (await LocalTls.open(listener, folder)).context;
-}
-
 interface PairFiles {
   certFile: string;
   keyFile: string;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startListener } from '../../src/net/listener.js';
-import { createLocalTlsContext, ensureSelfSignedCertificate } from '../../src/net/local-tls.js';
+import { LocalTls, ensureSelfSignedCertificate } from '../../src/net/local-tls.js';
 import { captureLog, listenerConfig } from './helpers/imap-kit.js';
 
 let dir: string;
@@ -51,17 +51,17 @@ describe('local TLS', () => {
     const folder = join(dir, 'versions');
     const { certFile } = await ensureSelfSignedCertificate(folder);
     const ca = await readFile(certFile, 'utf8');
-    const modern = await createLocalTlsContext(listenerConfig({ tls: 'implicit' }), folder);
+    const modern = (await LocalTls.open(listenerConfig({ tls: 'implicit' }), folder)).context;
     expect(await handshake(modern, ca, 'TLSv1.2')).toBe('TLSv1.2');
     await expect(handshake(modern, ca, 'TLSv1')).rejects.toThrow();
-    const legacy = await createLocalTlsContext(listenerConfig({ tls: 'implicit', min_tls_version: 'TLSv1' }), folder);
+    const legacy = (await LocalTls.open(listenerConfig({ tls: 'implicit', min_tls_version: 'TLSv1' }), folder)).context;
     expect(await handshake(legacy, ca, 'TLSv1')).toBe('TLSv1');
   });
 
   it('uses configured cert_file/key_file and names them when they are unreadable', async () => {
     const { certFile, keyFile } = await ensureSelfSignedCertificate(join(dir, 'own'));
-    await expect(createLocalTlsContext(listenerConfig({ tls: 'implicit', cert_file: certFile, key_file: keyFile }), join(dir, 'unused'))).resolves.toBeDefined();
-    await expect(createLocalTlsContext(listenerConfig({ tls: 'implicit', cert_file: '/nonexistent.pem', key_file: keyFile }), dir))
+    await expect(LocalTls.open(listenerConfig({ tls: 'implicit', cert_file: certFile, key_file: keyFile }), join(dir, 'unused'))).resolves.toBeDefined();
+    await expect(LocalTls.open(listenerConfig({ tls: 'implicit', cert_file: '/nonexistent.pem', key_file: keyFile }), dir))
       .rejects.toMatchObject({ code: 'config_invalid', message: expect.stringContaining('/nonexistent.pem') });
   });
 });
