@@ -11,18 +11,15 @@
 // logging, metrics). Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 1.5
 // minutes.
 // Usage: node bench/login-floor.mjs [--runs 5] [--logins 200]
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
 import { loginRun } from './lib/imap-phases.mjs';
-import { cpuSeconds } from './lib/proc.mjs';
 import { startProxy } from './lib/proxy.mjs';
 import { hashLocalPassword, makePaths } from './lib/sequential.mjs';
-import { formatSummary, ratio, summarize } from './lib/stats.mjs';
 import { startUpstream } from './lib/upstream.mjs';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, logins: { type: 'string', default: '200' } } });
@@ -38,54 +35,22 @@ try {
   cleanups.push(() => upstream.stop());
   const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: ['imap'], passwordHash: await hashLocalPassword(), connections: 10 });
   cleanups.push(() => proxy.stop());
-  const forwarder = await startForwarder(upstream);
+  const env = { ...process.env, OMP_BENCH_USER: upstream.user, OMP_BENCH_TOKEN: upstream.accessToken };
+  const forwarder = await startRelay(FORWARDER, [String(upstream.servers.imap.port), upstream.caFile], env);
   cleanups.push(() => forwarder.stop());
 
   const { direct, proxied } = makePaths(upstream, proxy).imap;
   const paths = { direct, forwarder: { name: 'forwarder', target: { port: forwarder.port }, login: proxied.login }, proxied };
   const pids = { forwarder: forwarder.pid, proxied: proxy.pid };
-  const results = { direct: [], forwarder: [], proxied: [] };
-  const cpu = { forwarder: [], proxied: [] };
 
   console.error(`login-floor: ${WARMUP_LOGINS} logins to warm up, then ${runs} runs of ${logins} logins per path`);
   for (const path of Object.values(paths)) await loginRun(path, WARMUP_LOGINS);
-  for (let i = 0; i < runs; i++) {
-    const names = Object.keys(paths);
-    for (const name of i % 2 === 0 ? names : names.reverse()) {
-      const before = pids[name] ? cpuSeconds(pids[name]) : 0;
-      results[name].push(await loginRun(paths[name], logins));
-      if (pids[name]) cpu[name].push(((cpuSeconds(pids[name]) - before) / logins) * 1000);
-    }
-  }
-
-  const s = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summarize(v)]));
-  console.log('| Path | ms per login | / direct | / forwarder | CPU ms per login (relay process) |');
-  console.log('|---|---|---|---|---|');
-  for (const name of Object.keys(paths)) {
-    const perLogin = cpu[name] ? formatSummary(summarize(cpu[name]), 2) : '–';
-    console.log(`| ${name} | ${formatSummary(s[name], 2)} | ${ratio(s[name], s.direct).toFixed(3)} | ${ratio(s[name], s.forwarder).toFixed(3)} | ${perLogin} |`);
-  }
+  const measured = await alternateRuns(paths, pids, runs, async (path) => ({ value: await loginRun(path, logins), per: logins / 1000 }));
+  printFloorTable(measured, { floor: 'forwarder', unit: 'ms per login', digits: 2, cpuUnit: 'CPU ms per login' });
 } catch (err) {
   console.error('login-floor failed:', err instanceof Error ? err.stack : err);
   process.exitCode = 1;
 } finally {
   for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Starts bench/lib/login-forwarder.mjs toward the IMAP server and waits for its port. */
-async function startForwarder(upstream) {
-  const env = { ...process.env, OMP_BENCH_USER: upstream.user, OMP_BENCH_TOKEN: upstream.accessToken };
-  const child = spawn(process.execPath, [FORWARDER, String(upstream.servers.imap.port), upstream.caFile], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  const [line] = await once(child.stdout, 'data');
-  return {
-    pid: child.pid,
-    port: Number(String(line).trim()),
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }

@@ -9,19 +9,16 @@
 // pipe / direct is the ceiling for a relay of this shape here; proxied / pipe is the proxy's own
 // cost. Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 3 minutes.
 // Usage: node bench/pipe-floor.mjs [--runs 5] [--messages 20]
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
 import { smtpBulkRun } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
-import { cpuSeconds } from './lib/proc.mjs';
 import { startProxy } from './lib/proxy.mjs';
 import { hashLocalPassword, makePaths, removeDelivered } from './lib/sequential.mjs';
-import { formatSummary, ratio, summarize } from './lib/stats.mjs';
 import { startUpstream } from './lib/upstream.mjs';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, messages: { type: 'string', default: '20' } } });
@@ -37,7 +34,7 @@ try {
   if (!upstream.smtpImplicitTlsPort) throw new Error('the e2e servers have no implicit-TLS submission port (E2E_SUBMISSIONS_PORT)');
   const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: ['smtp'], passwordHash: await hashLocalPassword(), connections: 10 });
   cleanups.push(() => proxy.stop());
-  const pipe = await startPipe(upstream.smtpImplicitTlsPort, upstream.caFile);
+  const pipe = await startRelay(PIPE, [String(upstream.smtpImplicitTlsPort), upstream.caFile]);
   cleanups.push(() => pipe.stop());
 
   const { direct, proxied } = makePaths(upstream, proxy).smtp;
@@ -46,50 +43,21 @@ try {
   const to = upstream.smtpRecipient ?? upstream.user;
   const subject = `omp-pipe-floor ${new Date().toISOString()}`;
   const message = bigMessage(to, undefined, subject);
-  const results = { direct: [], pipe: [], proxied: [] };
-  const cpu = { pipe: [], proxied: [] };
 
   console.error(`pipe-floor: warming up, then ${runs} runs of ${messages} messages per path`);
   for (const path of Object.values(paths)) await smtpBulkRun(path, message, upstream.user, to, messages);
-  for (let i = 0; i < runs; i++) {
-    const names = Object.keys(paths);
-    for (const name of i % 2 === 0 ? names : names.reverse()) {
-      const before = pids[name] ? cpuSeconds(pids[name]) : 0;
-      const { mbps, bytes } = await smtpBulkRun(paths[name], message, upstream.user, to, messages);
-      results[name].push(mbps);
-      if (pids[name]) cpu[name].push(((cpuSeconds(pids[name]) - before) / bytes) * 1e9);
-    }
-  }
+  const measured = await alternateRuns(paths, pids, runs, async (path) => {
+    const { mbps, bytes } = await smtpBulkRun(path, message, upstream.user, to, messages);
+    return { value: mbps, per: bytes / 1e9 };
+  });
   const removed = await removeDelivered(upstream, subject, messages * (3 + 3 * runs));
   console.error(`pipe-floor: removed ${removed} delivered messages`);
 
-  const s = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summarize(v)]));
-  console.log('| Path | MB/s | / direct | / pipe | CPU s per GB (relay process) |');
-  console.log('|---|---|---|---|---|');
-  for (const name of Object.keys(paths)) {
-    const perGb = cpu[name] ? formatSummary(summarize(cpu[name]), 2) : '–';
-    console.log(`| ${name} | ${formatSummary(s[name], 0)} | ${ratio(s[name], s.direct).toFixed(3)} | ${ratio(s[name], s.pipe).toFixed(3)} | ${perGb} |`);
-  }
+  printFloorTable(measured, { floor: 'pipe', unit: 'MB/s', digits: 0, cpuUnit: 'CPU s per GB' });
 } catch (err) {
   console.error('pipe-floor failed:', err instanceof Error ? err.stack : err);
   process.exitCode = 1;
 } finally {
   for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Starts bench/lib/tls-pipe.mjs toward `port` and waits for the port it listens on. */
-async function startPipe(port, caFile) {
-  const child = spawn(process.execPath, [PIPE, String(port), caFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = await once(child.stdout, 'data');
-  return {
-    pid: child.pid,
-    port: Number(String(line).trim()),
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
