@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WireClient } from '../fakes/imap-wire-client.js';
-import { CLIENT_SECRET, LOCAL_PASSWORD, USER, startProxy, startUpstreams, type ProxyRun, type Upstreams } from './harness.js';
+import { LOCAL_PASSWORD, USER, accountYaml, corpProviderYaml, startProxy, startUpstreams, type ProxyRun, type Upstreams } from './harness.js';
 
 /**
  * Reload and shutdown of the built proxy (issue 8, point 6). SIGHUP applies a changed config
@@ -31,10 +31,6 @@ interface Layout {
   extraImap: boolean;
 }
 
-function account(user: string, password: string): string {
-  return `  - { username: ${user}, password: '${password.replace(/'/g, "''")}', provider: corp, flow: refresh_token, refresh_token: ${up.idp.issueRefreshToken(user)} }\n`;
-}
-
 const ACCOUNT_LINES = new Map<string, string>();
 
 function writeConfig(layout: Layout): void {
@@ -43,18 +39,7 @@ listeners:
   - { protocol: imap, listen: 127.0.0.1:0, idle_timeout: 30 }
   - { protocol: pop3, listen: 127.0.0.1:0, idle_timeout: ${layout.pop3IdleTimeout} }
   - { protocol: smtp, listen: 127.0.0.1:0 }
-${layout.extraImap ? '  - { protocol: imap, listen: 127.0.0.1:0, max_connections: 5 }\n' : ''}providers:
-  corp:
-    token_url: ${up.idp.tokenUrl}
-    authorize_url: ${up.idp.authorizeUrl}
-    client_id: proxy
-    client_secret: ${CLIENT_SECRET}
-    scope: mail
-    ca_file: ${up.certs.caFile}
-    servers:
-      imap: { host: localhost, port: ${up.imap.port}, tls: implicit }
-      pop3: { host: localhost, port: ${up.pop3!.port}, tls: implicit }
-accounts:
+${layout.extraImap ? '  - { protocol: imap, listen: 127.0.0.1:0, max_connections: 5 }\n' : ''}${corpProviderYaml(up)}accounts:
 ${layout.accounts.map((a) => ACCOUNT_LINES.get(a)).join('')}token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
 admin: { listen: 127.0.0.1:0 }
 shutdown_timeout: 2
@@ -66,9 +51,9 @@ beforeAll(async () => {
   up = await startUpstreams({}, 'implicit', { tls: 'implicit' });
   dir = mkdtempSync(join(tmpdir(), 'omp-reload-'));
   configPath = join(dir, 'config.yaml');
-  ACCOUNT_LINES.set(USER, account(USER, LOCAL_PASSWORD));
-  ACCOUNT_LINES.set(BOB, account(BOB, BOB_PASSWORD));
-  ACCOUNT_LINES.set(CAROL, account(CAROL, CAROL_PASSWORD));
+  ACCOUNT_LINES.set(USER, accountYaml(up, USER, LOCAL_PASSWORD));
+  ACCOUNT_LINES.set(BOB, accountYaml(up, BOB, BOB_PASSWORD));
+  ACCOUNT_LINES.set(CAROL, accountYaml(up, CAROL, CAROL_PASSWORD));
   writeConfig({ accounts: [USER, CAROL], pop3IdleTimeout: 30, extraImap: false });
   run = await startProxy(configPath, dir);
   await run.waitForEvents('listener.start', 3);

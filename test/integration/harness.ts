@@ -143,6 +143,30 @@ ${options.extraYaml ?? ''}
   return { dir, configPath };
 }
 
+/**
+ * A `providers:` block for configs written by hand: `corp`, the mock identity provider, with the
+ * fake IMAP and POP3 servers over implicit TLS (start them with `{ tls: 'implicit' }` for POP3).
+ */
+export function corpProviderYaml(up: Upstreams): string {
+  return `providers:
+  corp:
+    token_url: ${up.idp.tokenUrl}
+    authorize_url: ${up.idp.authorizeUrl}
+    client_id: proxy
+    client_secret: ${CLIENT_SECRET}
+    scope: mail
+    ca_file: ${up.certs.caFile}
+    servers:
+      imap: { host: localhost, port: ${up.imap.port}, tls: implicit }
+      pop3: { host: localhost, port: ${up.pop3!.port}, tls: implicit }
+`;
+}
+
+/** One `accounts:` entry of `corp` with a local password and a fresh refresh token from the mock IdP. */
+export function accountYaml(up: Upstreams, user: string, password: string): string {
+  return `  - { username: ${user}, password: '${password.replace(/'/g, "''")}', provider: corp, flow: refresh_token, refresh_token: ${up.idp.issueRefreshToken(user)} }\n`;
+}
+
 /** Writes the store before the proxy starts (an expired or revoked access token, say). */
 export async function seedStore(dir: string, tokens: Omit<StoredTokens, 'updatedAt'>): Promise<void> {
   const store = await openFileStore({ path: join(dir, 'data/tokens.enc'), keyFile: join(dir, 'data/tokens.key') }, {});

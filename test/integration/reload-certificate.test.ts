@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getTestCertificates, type PemPair } from '../fakes/certs.js';
-import { CLIENT_SECRET, LOCAL_PASSWORD, USER, startProxy, startUpstreams, type ProxyRun, type Upstreams } from './harness.js';
+import { LOCAL_PASSWORD, USER, accountYaml, corpProviderYaml, startProxy, startUpstreams, type ProxyRun, type Upstreams } from './harness.js';
 
 /**
  * SIGHUP renews a listener's certificate (SPEC section 6: reload without dropping sessions). A
@@ -53,19 +53,8 @@ listeners:
   - { protocol: imap, listen: 127.0.0.1:0, tls: starttls, ${tls} }
   - { protocol: pop3, listen: 127.0.0.1:0, tls: starttls, ${tls} }
   - { protocol: smtp, listen: 127.0.0.1:0, tls: starttls, ${tls} }
-providers:
-  corp:
-    token_url: ${up.idp.tokenUrl}
-    client_id: proxy
-    client_secret: ${CLIENT_SECRET}
-    scope: mail
-    ca_file: ${up.certs.caFile}
-    servers:
-      imap: { host: localhost, port: ${up.imap.port}, tls: implicit }
-      pop3: { host: localhost, port: ${up.pop3!.port}, tls: implicit }
-accounts:
-  - { username: ${USER}, password: '${LOCAL_PASSWORD.replace(/'/g, "''")}', provider: corp, flow: refresh_token, refresh_token: ${up.idp.issueRefreshToken(USER)} }
-token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
+${corpProviderYaml(up)}accounts:
+${accountYaml(up, USER, LOCAL_PASSWORD)}token_store: { path: ./data/tokens.enc, key_file: ./data/tokens.key }
 log: { level: info, format: json }
 `);
   run = await startProxy(configPath, dir);
