@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -34,5 +35,22 @@ describe('secrets in logs', () => {
     for (const leaked of ['p1', 't1', 'r1', 'c1', 'a1', 'x1', 's1']) expect(text).not.toContain(`"${leaked}"`);
     expect(text).toContain('[redacted]');
     expect(lines).toHaveLength(2);
+  });
+});
+
+describe('the stdout log', () => {
+  it('has every line written when the process is killed right after logging it', () => {
+    // The built module (npm test builds first): a child process that logs and then dies by
+    // SIGKILL, which runs no exit handler. A line handed to a thread pool would still be queued.
+    const logModule = new URL('../../dist/log.js', import.meta.url).href;
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(logModule)});
+      const log = createLogger({ level: 'info', format: 'json' });
+      for (let i = 0; i < 200; i++) log.info({ event: 'test.line', i }, 'line');
+      process.kill(process.pid, 'SIGKILL');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.signal).toBe('SIGKILL');
+    const lines = child.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i: number });
+    expect(lines.map((l) => l.i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
   });
 });
