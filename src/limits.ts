@@ -110,6 +110,12 @@ export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
  */
 export const UPSTREAM_CA_FILE_RECHECK_MS = 10_000;
 /**
+ * A TLS listener's certificate files are read again at a handshake when the last read is older
+ * than this: a renewal that sends no SIGHUP (a Kubernetes secret, certbot without a deploy hook)
+ * is in use within a minute, at the cost of two small reads a minute on a busy listener.
+ */
+export const LOCAL_CERT_RECHECK_MS = 60_000;
+/**
  * Mail servers whose latest TLS session is kept for resumption (per trust configuration); the
  * least recently stored is forgotten first.
  */

@@ -2,7 +2,7 @@ import type { ListenerConfig } from './config/schema.js';
 import { describeError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Listener } from './net/listener.js';
-import type { LocalTls } from './net/local-tls.js';
+import type { CertificateRecheck, LocalTls } from './net/local-tls.js';
 
 /** A started listener, and its certificate when it speaks TLS to clients. */
 export interface OpenedListener {
@@ -27,7 +27,8 @@ export interface ListenerChanges {
 /**
  * The proxy's listeners, and how a reload changes them (SIGHUP): a listener whose config is
  * unchanged keeps running untouched, except that it reads its certificate files again and
- * uses a renewed pair from the next handshake on; a removed or changed one stops accepting
+ * uses a renewed pair from the next handshake on (as it also does by itself, at most a minute
+ * after the files change: src/net/local-tls.ts); a removed or changed one stops accepting
  * and frees its port, while its sessions (relayed ones above all) run on to their natural end;
  * a new or changed one starts. Closing the set ends everything, draining listeners included.
  */
@@ -50,7 +51,7 @@ export class ListenerSet {
   /** At start: every listener, or none (the error is thrown). `logStarted` says so once all else is up. */
   async startAll(configs: readonly ListenerConfig[]): Promise<void> {
     try {
-      for (const config of configs) this.#running.push({ config, ...await this.#open(config) });
+      for (const config of configs) this.#running.push(this.#watch({ config, ...await this.#open(config) }));
     } catch (err) {
       await this.close(0);
       throw err;
@@ -74,6 +75,7 @@ export class ListenerSet {
         await this.#renewCertificate(r, changes);
         continue;
       }
+      if (r.tls) r.tls.onRecheck = undefined;
       await r.listener.stopAccepting();
       this.#draining.push(r.listener);
       changes.stopped.push(describe(r.config));
@@ -83,7 +85,7 @@ export class ListenerSet {
     this.#running = kept;
     for (const config of wanted.values()) {
       try {
-        const r = { config, ...await this.#open(config) };
+        const r = this.#watch({ config, ...await this.#open(config) });
         this.#running.push(r);
         this.#logStart(r);
         changes.started.push(describe(config));
@@ -106,11 +108,26 @@ export class ListenerSet {
     try {
       if (await r.tls.reload() === 'unchanged') return;
       changes.renewed.push(describe(r.config));
-      this.#log.info({ event: 'listener.tls_renewed', protocol: r.config.protocol, listen: r.config.listen }, `${describe(r.config)}: new certificate in use from the next handshake`);
-    } catch (err) {
+      this.#logRecheck(r.config, { renewed: true });
+    } catch (error) {
       changes.failed.push(`${describe(r.config)} (certificate)`);
-      this.#log.error({ event: 'listener.tls_renew_failed', protocol: r.config.protocol, listen: r.config.listen, err: describeError(err) },
-        `${describe(r.config)}: certificate files not usable, the previous certificate stays in use`);
+      this.#logRecheck(r.config, { renewed: false, error });
+    }
+  }
+
+  /** Logs what the listener's own re-checks of its certificate find, as a reload's are logged. */
+  #watch(r: RunningListener): RunningListener {
+    if (r.tls) r.tls.onRecheck = (outcome) => this.#logRecheck(r.config, outcome);
+    return r;
+  }
+
+  #logRecheck(config: ListenerConfig, outcome: CertificateRecheck): void {
+    const { protocol, listen } = config;
+    if (outcome.renewed) {
+      this.#log.info({ event: 'listener.tls_renewed', protocol, listen }, `${describe(config)}: new certificate in use from the next handshake`);
+    } else {
+      this.#log.error({ event: 'listener.tls_renew_failed', protocol, listen, err: describeError(outcome.error) },
+        `${describe(config)}: certificate files not usable, the previous certificate stays in use`);
     }
   }
 

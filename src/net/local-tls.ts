@@ -7,7 +7,7 @@ import { TLSSocket, createSecureContext, type SecureContext, type SecureVersion 
 import { promisify } from 'node:util';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
-import { CLIENT_TLS_HANDSHAKE_TIMEOUT_MS } from '../limits.js';
+import { CLIENT_TLS_HANDSHAKE_TIMEOUT_MS, LOCAL_CERT_RECHECK_MS } from '../limits.js';
 import { abortReason, startDeadline } from './deadline.js';
 
 const run = promisify(execFile);
@@ -22,19 +22,34 @@ export interface LocalTlsSource {
 }
 
 /**
+ * What a re-check made at a handshake found (LOCAL_CERT_RECHECK_MS), when it changed anything:
+ * a renewed pair now in use, or files that cannot be used (the pair in use stays).
+ */
+export type CertificateRecheck = { renewed: true } | { renewed: false; error: unknown };
+
+/**
  * The TLS context toward local clients: the listener's cert_file/key_file, or a self-signed
  * localhost pair generated once into `folder` and reused on later starts. min_tls_version is
  * honoured; TLS 1.0/1.1 (old printers) also need OpenSSL's security level 0 for their ciphers.
  *
- * `reload` reads the pair again (SIGHUP): a renewed certificate, written where the old one was
- * (certbot, an ACME client, a Kubernetes secret), is used from the next handshake on, without
- * a moment in which the port is closed and without touching a session. A pair that cannot be
- * read, or whose key does not match, is refused and the one in use is kept.
+ * A certificate renewed where the old one was (certbot, an ACME client, a Kubernetes secret) is
+ * used from a later handshake on, without a moment in which the port is closed and without
+ * touching a session: `reload` reads the pair again at once (SIGHUP), and a handshake that finds
+ * the last read older than LOCAL_CERT_RECHECK_MS starts a read in the background, for renewals
+ * that send no signal. A pair that cannot be read, or whose key does not match, is refused and
+ * the one in use is kept.
  */
 export class LocalTls implements LocalTlsSource {
   readonly #files: PairFiles;
   readonly #minVersion: SecureVersion;
   #loaded: LoadedPair;
+  /** When the files were last read (Date.now()). */
+  #readAt = Date.now();
+  #rechecking = false;
+  /** Reads in turn, so that a SIGHUP during a background re-check reports what it finds itself. */
+  #reads: Promise<unknown> = Promise.resolve();
+  /** Told what a background re-check changed (ListenerSet logs it); nothing is said of an unchanged pair. */
+  onRecheck: ((outcome: CertificateRecheck) => void) | undefined;
 
   private constructor(files: PairFiles, minVersion: SecureVersion, loaded: LoadedPair) {
     this.#files = files;
@@ -49,16 +64,38 @@ export class LocalTls implements LocalTlsSource {
     return new LocalTls(files, listener.min_tls_version, await loadPair(files, listener.min_tls_version));
   }
 
+  /** The pair in use, for this handshake; may start a background re-check for the ones after it. */
   get context(): SecureContext {
+    if (!this.#rechecking && Date.now() - this.#readAt >= LOCAL_CERT_RECHECK_MS) this.#recheck();
     return this.#loaded.context;
   }
 
   /** 'renewed' when the files changed; throws ProxyError `config_invalid` (and keeps the pair in use) when they cannot be used. */
-  async reload(): Promise<'renewed' | 'unchanged'> {
+  reload(): Promise<'renewed' | 'unchanged'> {
+    const read = this.#reads.then(() => this.#readAgain());
+    this.#reads = read.catch(() => undefined);
+    return read;
+  }
+
+  async #readAgain(): Promise<'renewed' | 'unchanged'> {
+    // Set first: files that cannot be used are tried again after the interval, not at every handshake.
+    this.#readAt = Date.now();
     const [cert, key] = await readPair(this.#files);
     if (digestOf(cert, key) === this.#loaded.digest) return 'unchanged';
     this.#loaded = await loadPair(this.#files, this.#minVersion, [cert, key]);
     return 'renewed';
+  }
+
+  #recheck(): void {
+    this.#rechecking = true;
+    this.reload().then(
+      (result) => {
+        if (result === 'renewed') this.onRecheck?.({ renewed: true });
+      },
+      (error: unknown) => this.onRecheck?.({ renewed: false, error }),
+    ).finally(() => {
+      this.#rechecking = false;
+    });
   }
 }
 
