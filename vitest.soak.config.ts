@@ -11,6 +11,7 @@ export default defineConfig({
     testTimeout: 1_800_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    globalSetup: ['test/temp-root.ts'],
     env: {
       FUZZ_SCALE: process.env.FUZZ_SCALE ?? '5',
       CRASH_KILLS: process.env.CRASH_KILLS ?? '200',

@@ -11,7 +11,7 @@ export default defineConfig({
   root: resolve(import.meta.dirname, '../..'),
   test: {
     include: ['test/e2e/**/*.test.ts'],
-    globalSetup: ['test/e2e/global-setup.ts'],
+    globalSetup: ['test/temp-root.ts', 'test/e2e/global-setup.ts'],
     // One file at a time: the files share the servers and the identity provider's settings.
     fileParallelism: false,
     pool: 'forks',
