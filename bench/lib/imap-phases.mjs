@@ -3,6 +3,7 @@
 // proxy on loopback, LOGIN with the local password). Both then speak the same commands.
 import { performance } from 'node:perf_hooks';
 import { RawImap } from './imap-client.mjs';
+import { timed } from './interleave.mjs';
 import { pool, sleep } from './stats.mjs';
 
 /**
@@ -54,21 +55,41 @@ async function openSelected(path) {
   }
 }
 
-/** One session: `times` FETCHes of the big message back to back. MB/s (10^6 bytes) and bytes. */
-export async function bulkRun(path, big, times) {
-  const client = await openSelected(path);
+/**
+ * A bench session (bench/lib/interleave.mjs) whose step is one whole login: connect, log in,
+ * SELECT INBOX, LOGOUT. Nothing stays open between steps.
+ * @returns {Promise<import('./interleave.mjs').BenchSession>}
+ */
+export async function loginSession(path) {
+  return {
+    step: async () => ({ ms: await timeOneLogin(path), bytes: 0 }),
+    close: async () => undefined,
+  };
+}
+
+/**
+ * A bench session that is one IMAP session, logged in with INBOX selected, whose step is one
+ * FETCH of the big message.
+ * @returns {(path: ImapPath) => Promise<import('./interleave.mjs').BenchSession>}
+ */
+export function fetchSession(big) {
+  return async (path) => {
+    const client = await openSelected(path);
+    return {
+      step: () => timed(async () => {
+        const bytes = await client.fetchBody(big.sequence);
+        if (bytes !== big.size) throw new Error(`FETCH returned ${bytes} bytes, expected ${big.size}`);
+        return bytes;
+      }),
+      close: () => logoutAndDestroy(client),
+    };
+  };
+}
+
+async function logoutAndDestroy(client) {
   try {
-    const started = performance.now();
-    let bytes = 0;
-    for (let i = 0; i < times; i++) {
-      const got = await client.fetchBody(big.sequence);
-      if (got !== big.size) throw new Error(`FETCH returned ${got} bytes, expected ${big.size}`);
-      bytes += got;
-    }
-    const seconds = (performance.now() - started) / 1000;
     await client.logout();
     await client.closed();
-    return { mbps: bytes / 1e6 / seconds, bytes };
   } finally {
     client.destroy();
   }

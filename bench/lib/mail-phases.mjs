@@ -1,42 +1,74 @@
 // The POP3 and SMTP bulk measurements: the same shape as the IMAP one (one session, the
-// 10 MB message 20 times), through a direct or a proxied path.
-import { performance } from 'node:perf_hooks';
+// 10 MB message again and again), through a direct or a proxied path. Each is a bench session
+// (bench/lib/interleave.mjs) whose step moves the message once.
+import { timed } from './interleave.mjs';
 import { RawPop3 } from './pop3-client.mjs';
 import { RawSmtp } from './smtp-client.mjs';
 
-/** One POP3 session: LIST for the biggest message, then `times` RETRs of it. */
-export async function pop3BulkRun(path, times) {
+/**
+ * One POP3 session, logged in, with the biggest message found by LIST; a step is one RETR of it.
+ * @returns {Promise<import('./interleave.mjs').BenchSession>}
+ */
+export async function retrSession(path) {
   const client = await RawPop3.connect(path.target);
   try {
     await path.login(client);
     const big = await client.largestMessage();
-    const started = performance.now();
-    let bytes = 0;
-    for (let i = 0; i < times; i++) {
-      const got = await client.retr(big.number);
-      // The body as sent: the message (no line starts with ".") plus the ".\r\n" end line.
-      if (got < big.size) throw new Error(`RETR returned ${got} bytes, expected at least ${big.size}`);
-      bytes += got;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    await client.quit();
-    return { mbps: bytes / 1e6 / seconds, bytes };
-  } finally {
+    return {
+      step: () => timed(async () => {
+        const bytes = await client.retr(big.number);
+        // The body as sent: the message (no line starts with ".") plus the ".\r\n" end line.
+        if (bytes < big.size) throw new Error(`RETR returned ${bytes} bytes, expected at least ${big.size}`);
+        return bytes;
+      }),
+      close: () => quitAndDestroy(client),
+    };
+  } catch (err) {
     client.destroy();
+    throw err;
   }
 }
 
-/** One SMTP session: `times` messages of `message` (MAIL, RCPT, DATA, the bytes, "."). */
+/**
+ * One SMTP session, logged in; a step sends `message` once (MAIL, RCPT, DATA, the bytes, ".").
+ * @returns {(path: any) => Promise<import('./interleave.mjs').BenchSession>}
+ */
+export function sendSession(message, from, to) {
+  return async (path) => {
+    const client = await RawSmtp.connect(path.target);
+    try {
+      await path.login(client);
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+    return {
+      step: () => timed(() => client.send(from, to, message)),
+      close: () => quitAndDestroy(client),
+    };
+  };
+}
+
+/** One SMTP session sending `message` `times` times: MB/s (10^6 bytes) and bytes. */
 export async function smtpBulkRun(path, message, from, to, times) {
-  const client = await RawSmtp.connect(path.target);
+  const session = await sendSession(message, from, to)(path);
+  let ms = 0;
+  let bytes = 0;
   try {
-    await path.login(client);
-    const started = performance.now();
-    let bytes = 0;
-    for (let i = 0; i < times; i++) bytes += await client.send(from, to, message);
-    const seconds = (performance.now() - started) / 1000;
+    for (let i = 0; i < times; i++) {
+      const one = await session.step();
+      ms += one.ms;
+      bytes += one.bytes;
+    }
+  } finally {
+    await session.close();
+  }
+  return { mbps: bytes / 1e3 / ms, bytes };
+}
+
+async function quitAndDestroy(client) {
+  try {
     await client.quit();
-    return { mbps: bytes / 1e6 / seconds, bytes };
   } finally {
     client.destroy();
   }

@@ -1,16 +1,20 @@
 // Measurements 1, 2 and 4 of issue 7 on one proxy process: sequential logins and bulk
-// transfer in one session, for every protocol the build and the upstream offer, each run
-// alternating direct and proxied so that background load hits both alike.
+// transfer in one session, for every protocol the build and the upstream offer, direct and
+// proxied taking turns at every login or message (bench/lib/interleave.mjs) so that the
+// machine's drift and background load hit both alike.
 import { join } from 'node:path';
 import { RawImap } from './imap-client.mjs';
-import { bulkRun, findBigMessage, loginRun } from './imap-phases.mjs';
-import { pop3BulkRun, smtpBulkRun } from './mail-phases.mjs';
+import { fetchSession, findBigMessage, loginRun, loginSession } from './imap-phases.mjs';
+import { interleave } from './interleave.mjs';
+import { retrSession, sendSession } from './mail-phases.mjs';
 import { bigMessage } from './message.mjs';
 import { cpuSeconds, cpuTimes, ownCpuSeconds } from './proc.mjs';
 import { LOCAL_PASSWORD, startProxy } from './proxy.mjs';
 
 const MAIL_PROTOCOLS = ['pop3', 'smtp'];
 const WARMUP_LOGINS = 10;
+/** Unmeasured turns per path before each bulk measurement (a first FETCH finds cold code). */
+const WARMUP_STEPS = 2;
 const DELIVERY_WAIT_MS = 120_000;
 
 export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, cleanups, log, protocols = MAIL_PROTOCOLS }) {
@@ -24,28 +28,26 @@ export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, clean
   log(`big message: #${big.sequence}, ${big.size} bytes`);
   for (const path of Object.values(paths.imap)) await loginRun(path, WARMUP_LOGINS);
 
-  log(`login: ${plan.reps} runs of ${plan.logins} sequential logins per path`);
-  const login = await alternate(plan.reps, paths.imap, (path) => loginRun(path, plan.logins).then((ms) => ({ value: ms, bytes: 0 })), meter);
+  log(`login: ${plan.reps} rounds of ${plan.logins} sequential logins per path, taking turns`);
+  const login = perStep(await interleave(plan.reps, paths.imap, loginSession, plan.logins, meter), loginMs);
 
   const bulk = {};
-  log(`IMAP bulk: ${plan.reps} runs of ${plan.fetches} FETCHes per path`);
-  await bulkRun(paths.imap.proxied, big, 1);
-  bulk.imap = await alternate(plan.reps, paths.imap, (path) => bulkRun(path, big, plan.fetches).then(asValue), meter);
+  log(`IMAP bulk: ${plan.reps} rounds of ${plan.fetches} FETCHes per path, taking turns`);
+  await interleave(1, paths.imap, fetchSession(big), WARMUP_STEPS, meter);
+  bulk.imap = perStep(await interleave(plan.reps, paths.imap, fetchSession(big), plan.fetches, meter), megabytesPerSecond);
 
   for (const protocol of MAIL_PROTOCOLS) {
     if (!paths[protocol]) {
       bulk[protocol] = { unavailable: unavailable[protocol] };
       continue;
     }
-    log(`${protocol.toUpperCase()} bulk: ${plan.reps} runs of ${plan.fetches} messages per path`);
+    log(`${protocol.toUpperCase()} bulk: ${plan.reps} rounds of ${plan.fetches} messages per path, taking turns`);
     const subject = `omp-bench ${new Date().toISOString()}`;
-    const run = protocol === 'pop3'
-      ? (path) => pop3BulkRun(path, plan.fetches)
-      : smtpRunner(upstream, plan.fetches, subject);
-    await run(paths[protocol].proxied);
-    bulk[protocol] = await alternate(plan.reps, paths[protocol], (path) => run(path).then(asValue), meter);
+    const open = protocol === 'pop3' ? retrSession : smtpSession(upstream, subject);
+    await interleave(1, paths[protocol], open, WARMUP_STEPS, meter);
+    bulk[protocol] = perStep(await interleave(plan.reps, paths[protocol], open, plan.fetches, meter), megabytesPerSecond);
     if (protocol === 'smtp' && upstream.kind === 'e2e') {
-      const removed = await removeDelivered(upstream, subject, plan.fetches * (2 * plan.reps + 1));
+      const removed = await removeDelivered(upstream, subject, 2 * (plan.fetches * plan.reps + WARMUP_STEPS));
       log(`SMTP: removed ${removed} delivered benchmark messages from ${upstream.smtpRecipient}'s mailbox`);
     }
   }
@@ -54,14 +56,17 @@ export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, clean
   return { login, bulk, bigMessageBytes: big.size, proxyWarnings: problems.length, proxyWarningSample: problems.slice(0, 3) };
 }
 
-function asValue({ mbps, bytes }) {
-  return { value: mbps, bytes };
+/** Each round of `interleave` with its figure as `value`, for the report. */
+function perStep(rounds, figure) {
+  return { direct: rounds.direct.map((r) => ({ ...r, value: figure(r) })), proxied: rounds.proxied.map((r) => ({ ...r, value: figure(r) })) };
 }
 
-function smtpRunner(upstream, times, subject) {
+const loginMs = (round) => round.ms / round.steps;
+const megabytesPerSecond = (round) => round.bytes / 1e3 / round.ms;
+
+function smtpSession(upstream, subject) {
   const to = upstream.smtpRecipient ?? upstream.user;
-  const message = bigMessage(to, undefined, subject);
-  return (path) => smtpBulkRun(path, message, upstream.user, to, times);
+  return sendSession(bigMessage(to, undefined, subject), upstream.user, to);
 }
 
 /**
@@ -161,15 +166,4 @@ export function cpuMeter(proxyPid, upstreamPid) {
       },
     };
   };
-}
-
-/** `reps` runs per path, alternating which path goes first. Returns the runs per path. */
-async function alternate(reps, paths, run, meter) {
-  const runs = { direct: [], proxied: [] };
-  for (let i = 0; i < reps; i++) {
-    for (const name of i % 2 === 0 ? ['direct', 'proxied'] : ['proxied', 'direct']) {
-      runs[name].push(await meter(() => run(paths[name])));
-    }
-  }
-  return runs;
 }
