@@ -29,12 +29,12 @@ export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, clean
   for (const path of Object.values(paths.imap)) await loginRun(path, WARMUP_LOGINS);
 
   log(`login: ${plan.reps} rounds of ${plan.logins} sequential logins per path, taking turns`);
-  const login = perStep(await interleave(plan.reps, paths.imap, loginSession, plan.logins, meter), loginMs);
+  const login = withValue(await interleave(plan.reps, paths.imap, loginSession, plan.logins, meter), loginMs);
 
   const bulk = {};
   log(`IMAP bulk: ${plan.reps} rounds of ${plan.fetches} FETCHes per path, taking turns`);
   await interleave(1, paths.imap, fetchSession(big), WARMUP_STEPS, meter);
-  bulk.imap = perStep(await interleave(plan.reps, paths.imap, fetchSession(big), plan.fetches, meter), megabytesPerSecond);
+  bulk.imap = withValue(await interleave(plan.reps, paths.imap, fetchSession(big), plan.fetches, meter), megabytesPerSecond);
 
   for (const protocol of MAIL_PROTOCOLS) {
     if (!paths[protocol]) {
@@ -45,7 +45,7 @@ export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, clean
     const subject = `omp-bench ${new Date().toISOString()}`;
     const open = protocol === 'pop3' ? retrSession : smtpSession(upstream, subject);
     await interleave(1, paths[protocol], open, WARMUP_STEPS, meter);
-    bulk[protocol] = perStep(await interleave(plan.reps, paths[protocol], open, plan.fetches, meter), megabytesPerSecond);
+    bulk[protocol] = withValue(await interleave(plan.reps, paths[protocol], open, plan.fetches, meter), megabytesPerSecond);
     if (protocol === 'smtp' && upstream.kind === 'e2e') {
       const removed = await removeDelivered(upstream, subject, 2 * (plan.fetches * plan.reps + WARMUP_STEPS));
       log(`SMTP: removed ${removed} delivered benchmark messages from ${upstream.smtpRecipient}'s mailbox`);
@@ -57,7 +57,7 @@ export async function measureLoginAndBulk({ upstream, dir, plan, nodeArgs, clean
 }
 
 /** Each round of `interleave` with its figure as `value`, for the report. */
-function perStep(rounds, figure) {
+function withValue(rounds, figure) {
   return { direct: rounds.direct.map((r) => ({ ...r, value: figure(r) })), proxied: rounds.proxied.map((r) => ({ ...r, value: figure(r) })) };
 }
 
