@@ -60,9 +60,12 @@ export async function smtpBulkRun(path, message, from, to, times) {
       ms += one.ms;
       bytes += one.bytes;
     }
-  } finally {
-    await session.close();
+  } catch (err) {
+    // The step's error is the one worth seeing, not a QUIT that fails after it.
+    await session.close().catch(() => undefined);
+    throw err;
   }
+  await session.close();
   return { mbps: bytes / 1e3 / ms, bytes };
 }
 
