@@ -82,6 +82,14 @@ export const MAX_SMTP_REPLY_LINES = 100;
 export const SMTP_UPSTREAM_STEP_TIMEOUT_MS = 2 * 60_000;
 /** SMTP: waiting for the upstream's reply after the final dot (RFC 5321 section 4.5.3.2.6: 10 minutes). */
 export const SMTP_UPSTREAM_DATA_END_TIMEOUT_MS = 10 * 60_000;
+/**
+ * SMTP: client bytes smtp-server's command parser may hold unparsed before the socket is paused:
+ * two socket reads (a read is up to 64 kB; one 16 kB record on a TLS listener). Node's default
+ * (16 kB on Node 20, 64 kB from 22) is one read at most (src/smtp/stream-buffers.ts).
+ */
+export const SMTP_PARSER_BUFFER_BYTES = 128 * 1024;
+/** SMTP: message bytes waiting, per session in DATA, between smtp-server's parser and the upstream writer. */
+export const SMTP_DATA_BUFFER_BYTES = 256 * 1024;
 /** SMTP: header section read to rewrite the From field; a longer one is passed on unchanged. */
 export const MAX_SMTP_HEADER_REWRITE_BYTES = 256 * 1024;
 /** A needs-authorization hook (command or webhook) must finish within this. */

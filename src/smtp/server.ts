@@ -7,6 +7,7 @@ import { Secret } from '../secret.js';
 import { installFastDataScan } from './data-scan.js';
 import { SMTP_REPLIES, smtpErrorReply, type SmtpReplyError } from './replies.js';
 import { authenticateClient, dropUpstream, openSmtpSession, relayAccountFor, type SmtpSession, type SmtpSessionDeps } from './session.js';
+import { installStreamBuffers } from './stream-buffers.js';
 import { addRecipient, startMail, transferMessage } from './transaction.js';
 
 /** smtp-server's per-connection object: we use its public `id`, `session` and `send`. */
@@ -33,6 +34,9 @@ export function createSmtpHandler(deps: SmtpSessionDeps): ConnectionHandler {
   const live = new Map<string, Live>();
   if (!installFastDataScan()) {
     deps.log.debug({ event: 'smtp.data_scan' }, "smtp-server's DATA parser is not the release data-scan.ts was checked against; using it unchanged");
+  }
+  if (!installStreamBuffers()) {
+    deps.log.debug({ event: 'smtp.stream_buffers' }, "smtp-server's streams are not made where stream-buffers.ts expects; using Node's default buffer sizes");
   }
   const server = new SMTPServer(serverOptions(deps, live));
   server.on('error', (err: Error) => deps.log.debug({ event: 'smtp.connection_error', reason: describeError(err) }, 'SMTP connection error'));
