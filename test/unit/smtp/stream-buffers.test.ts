@@ -1,11 +1,12 @@
 import { once } from 'node:events';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { getDefaultHighWaterMark, PassThrough } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SMTP_DATA_BUFFER_BYTES, SMTP_PARSER_BUFFER_BYTES } from '../../../src/limits.js';
+import { SmtpWireClient } from '../../fakes/smtp-wire-client.js';
 import { installStreamBuffers, withHighWaterMark } from '../../../src/smtp/stream-buffers.js';
 
 const NODE_DEFAULT = getDefaultHighWaterMark(false);
@@ -84,19 +85,16 @@ describe('a message through smtp-server with the buffers installed', () => {
     closers.push(() => new Promise((resolve) => smtp.close(() => resolve(undefined))));
     const port = (listener.address() as { port: number }).port;
 
-    const client = connect(port, '127.0.0.1');
-    closers.push(async () => client.destroy());
-    const replies = replyReader(client);
-    expect(await replies()).toMatch(/^220 /);
-    for (const [command, code] of [['EHLO bench', '250'], ['MAIL FROM:<a@example.com>', '250'], ['RCPT TO:<b@example.com>', '250'], ['DATA', '354']] as const) {
-      client.write(`${command}\r\n`);
-      expect((await replies()).slice(0, 3)).toBe(code);
+    const client = await SmtpWireClient.open({ port });
+    closers.push(async () => client.close());
+    for (const [command, code] of [['EHLO bench', 250], ['MAIL FROM:<a@example.com>', 250], ['RCPT TO:<b@example.com>', 250]] as const) {
+      expect((await client.command(command)).code).toBe(code);
     }
     const line = `${'x'.repeat(998)}\r\n`;
     const body = line.repeat(4096); // 4 MB: some 64 reads of 64 kB
-    client.write(body);
-    client.write('.\r\n');
-    expect((await replies()).slice(0, 3)).toBe('250');
+    const { start, end } = await client.data(body);
+    expect(start.code).toBe(354);
+    expect(end.code).toBe(250);
 
     expect(Buffer.concat(received).toString('latin1')).toBe(body);
     expect(counts.reads).toBeGreaterThan(16);
@@ -104,26 +102,3 @@ describe('a message through smtp-server with the buffers installed', () => {
     expect(counts.pauses).toBeLessThan(counts.reads / 4);
   });
 });
-
-/** Reads whole SMTP replies (the last line of a multi-line one decides) from a client socket. */
-function replyReader(socket: Socket): () => Promise<string> {
-  let buffered = '';
-  const waiting: ((reply: string) => void)[] = [];
-  const ready: string[] = [];
-  socket.setEncoding('latin1');
-  socket.on('data', (text: string) => {
-    buffered += text;
-    for (let end = buffered.indexOf('\r\n'); end !== -1; end = buffered.indexOf('\r\n')) {
-      const line = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      if (line[3] === '-') continue;
-      const next = waiting.shift();
-      if (next) next(line);
-      else ready.push(line);
-    }
-  });
-  return () => {
-    const reply = ready.shift();
-    return reply !== undefined ? Promise.resolve(reply) : new Promise((resolve) => waiting.push(resolve));
-  };
-}
