@@ -55,6 +55,11 @@ export const CLIENT_TLS_HANDSHAKE_TIMEOUT_MS = 20_000;
 export const CLOSE_LINGER_MS = 2_000;
 /** When one side of a relay has closed, how long the other gets to finish before it is cut off. */
 export const RELAY_CLOSE_GRACE_MS = 5_000;
+/**
+ * The relay writes what arrives in one event-loop turn in batches of this size: TLS's largest
+ * record (RFC 8446 section 5.1), so that a TLS client gets full records (docs/benchmarks.md).
+ */
+export const RELAY_WRITE_BATCH_BYTES = 16 * 1024;
 /** Getting a token and logging in upstream, including the one retry with a refreshed token. */
 export const BACKEND_LOGIN_TIMEOUT_MS = 2 * (TOKEN_REQUEST_TIMEOUT_MS + UPSTREAM_LOGIN_TIMEOUT_MS);
 /** Largest untagged response (literals included) from an upstream server during its login dialogue. */

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { RELAY_CLOSE_GRACE_MS } from '../limits.js';
+import { RELAY_CLOSE_GRACE_MS, RELAY_WRITE_BATCH_BYTES } from '../limits.js';
 
 export interface RelayOptions {
   /** Client bytes read ahead during login: sent upstream before anything else. */
@@ -28,6 +28,14 @@ export interface RelayResult {
  */
 export function relay(client: Duplex, upstream: Duplex, options: RelayOptions): Promise<RelayResult> {
   return new Relay(client, upstream, options).done;
+}
+
+/**
+ * Ends the cork of `Relay.#attach` (never more than one deep). A module function, so that
+ * corking makes no closure; on a stream that is not corked, or destroyed, it does nothing.
+ */
+function uncork(stream: Duplex): void {
+  stream.uncork();
 }
 
 /** Which count a side's bytes go to. */
@@ -84,7 +92,23 @@ class Relay {
     from.on('data', (chunk: Buffer) => {
       this.#count(field, chunk.length);
       if (to.destroyed || to.writableEnded) return;
-      if (!to.write(chunk)) {
+      // A TLS server's records arrive as one 'data' event each, several per socket read
+      // (Dovecot's are 4 kB). Written one by one, each is a send of its own, a read of its own
+      // for the client and, toward a TLS client, a record of its own. So what arrives in one
+      // turn is held (corked) and goes out in writes of RELAY_WRITE_BATCH_BYTES; the rest at
+      // the end of the turn. 'end' and #destroyAll flush what is held.
+      if (!to.writableCorked) {
+        to.cork();
+        setImmediate(uncork, to);
+      }
+      to.write(chunk);
+      if (to.writableLength >= RELAY_WRITE_BATCH_BYTES) {
+        to.uncork();
+        to.cork();
+      }
+      // Asked after the batch went out: a socket that took it at once is not full. One that
+      // is full has said so to write(), so its 'drain' will come.
+      if (to.writableLength >= to.writableHighWaterMark) {
         from.pause();
         to.once('drain', () => from.resume());
       }
@@ -117,6 +141,10 @@ class Relay {
 
   #destroyAll(reason: RelayEndReason): void {
     this.#setReason(reason);
+    // What a side was handed in this turn is still corked: give it to the socket first, so
+    // that a server's last lines before its reset still reach the client.
+    uncork(this.#client);
+    uncork(this.#upstream);
     this.#client.destroy();
     this.#upstream.destroy();
   }

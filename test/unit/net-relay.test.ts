@@ -1,6 +1,8 @@
 import { getEventListeners } from 'node:events';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { RELAY_WRITE_BATCH_BYTES } from '../../src/limits.js';
 import { relay } from '../../src/net/relay.js';
 import { tcpPair as pair } from './helpers/tcp-pair.js';
 
@@ -9,6 +11,38 @@ function collect(socket: Socket): { text: () => string; bytes: () => number } {
   socket.on('data', (c: Buffer) => chunks.push(c));
   return { text: () => Buffer.concat(chunks).toString(), bytes: () => chunks.reduce((n, c) => n + c.length, 0) };
 }
+
+/**
+ * A stream end whose writes are recorded one entry per write call (a writev is one call), as a
+ * socket hands them to the kernel. `push` delivers bytes as if read from the network.
+ */
+function recordingEnd(): { stream: Duplex; writes: number[]; written: () => Buffer } {
+  const chunks: Buffer[] = [];
+  const writes: number[] = [];
+  const record = (batch: Buffer[]): void => {
+    chunks.push(...batch);
+    writes.push(batch.reduce((n, c) => n + c.length, 0));
+  };
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      record([chunk]);
+      callback();
+    },
+    writev(batch: { chunk: Buffer }[], callback) {
+      record(batch.map((b) => b.chunk));
+      callback();
+    },
+  });
+  return { stream, writes, written: () => Buffer.concat(chunks) };
+}
+
+/** `count` chunks of `size` bytes, each filled with its own letter, so that order shows. */
+function records(count: number, size: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.alloc(size, 0x61 + (i % 26)));
+}
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('relay', () => {
   it('writes leftovers first, relays both ways, counts bytes and ends when both sides close', async () => {
@@ -104,5 +138,40 @@ describe('relay', () => {
     expect((await done).reason).toBe('client_closed');
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0);
     expect(shutdown.signal.aborted).toBe(false);
+  });
+
+  it('writes the records that arrive in one turn in batches of a full TLS record, in order', async () => {
+    const client = recordingEnd();
+    const server = recordingEnd();
+    const done = relay(client.stream, server.stream, { idleTimeoutMs: 10_000 });
+    await nextTurn(); // the relay's resume() takes effect
+    // Ten 4 kB TLS records decrypted from one socket read: ten 'data' events in one turn.
+    const sent = records(10, 4096);
+    for (const record of sent) server.stream.push(record);
+    expect(client.writes).toEqual([RELAY_WRITE_BATCH_BYTES, RELAY_WRITE_BATCH_BYTES]);
+    await nextTurn();
+    expect(client.writes).toEqual([RELAY_WRITE_BATCH_BYTES, RELAY_WRITE_BATCH_BYTES, 8192]);
+    expect(client.written().equals(Buffer.concat(sent))).toBe(true);
+
+    // What is still held when the server ends goes out before the client's end.
+    server.stream.push(Buffer.from('* BYE\r\n'));
+    server.stream.push(null);
+    await new Promise((r) => client.stream.once('finish', r));
+    expect(client.written().subarray(-7).toString()).toBe('* BYE\r\n');
+    server.stream.destroy();
+    client.stream.destroy();
+    expect((await done).bytesFromServer).toBe(10 * 4096 + 7);
+  });
+
+  it('gives the client what the server sent in the same turn as its reset before closing', async () => {
+    const client = recordingEnd();
+    const server = recordingEnd();
+    const done = relay(client.stream, server.stream, { idleTimeoutMs: 10_000 });
+    await nextTurn();
+    const sent = records(2, 4096);
+    for (const record of sent) server.stream.push(record);
+    server.stream.destroy(new Error('read ECONNRESET'));
+    expect((await done).reason).toBe('server_error');
+    expect(client.written().equals(Buffer.concat(sent))).toBe(true);
   });
 });
