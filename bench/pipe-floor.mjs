@@ -1,57 +1,90 @@
 #!/usr/bin/env node
-// How close can any relay come to a direct SMTP connection on this machine? SMTP bulk (the
-// 10 MiB message, N times in one session), runs alternating between three paths to the
-// end-to-end Postfix:
-//   direct   the client itself, STARTTLS and AUTH XOAUTH2 (the baseline of `npm run bench`);
-//   pipe     the client in plain TCP through a bare TLS-terminating pipe (bench/lib/tls-pipe.mjs)
-//            to Postfix's implicit-TLS port: one more hop and the TLS, nothing else;
+// How close can any relay come to a direct connection on this machine? Bulk transfer of the
+// 10 MiB message, N times in one session, runs alternating between three paths to the
+// end-to-end servers:
+//   direct   the client itself over TLS with XOAUTH2 (the baseline of `npm run bench`);
+//   pipe     the client in plain TCP through a bare relay, one more hop and the TLS, nothing
+//            else: for SMTP (the default) bench/lib/tls-pipe.mjs to Postfix's implicit-TLS
+//            port; for IMAP (`--protocol imap`, FETCHes) bench/lib/login-forwarder.mjs, which
+//            logs in to Dovecot with a fixed token and then pipe()s both ways;
 //   proxied  the client through the proxy, as `npm run bench` measures it.
 // pipe / direct is the ceiling for a relay of this shape here; proxied / pipe is the proxy's own
-// cost. Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 3 minutes.
-// Usage: node bench/pipe-floor.mjs [--runs 5] [--messages 20]
+// cost. Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 1 to 3 minutes.
+// Usage: node bench/pipe-floor.mjs [--protocol smtp|imap] [--runs 5] [--times 20]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
-import { smtpBulkRun } from './lib/mail-phases.mjs';
+import { fetchSession, findBigMessage } from './lib/imap-phases.mjs';
+import { bulkRun } from './lib/interleave.mjs';
+import { sendSession } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
 import { startProxy } from './lib/proxy.mjs';
 import { hashLocalPassword, makePaths, removeDelivered } from './lib/sequential.mjs';
 import { startUpstream } from './lib/upstream.mjs';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, messages: { type: 'string', default: '20' } } });
+const { values: args } = parseArgs({
+  options: { protocol: { type: 'string', default: 'smtp' }, runs: { type: 'string', default: '5' }, times: { type: 'string', default: '20' } },
+});
 const runs = Number(args.runs);
-const messages = Number(args.messages);
-const PIPE = fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url));
+const times = Number(args.times);
+const RELAYS = {
+  smtp: fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url)),
+  imap: fileURLToPath(new URL('./lib/login-forwarder.mjs', import.meta.url)),
+};
+if (!(args.protocol in RELAYS)) throw new Error(`--protocol must be smtp or imap, not ${args.protocol}`);
+
+/** SMTP: the pipe relays the client's own login; sent messages are removed afterwards. */
+async function smtpPlan(upstream, proxy) {
+  if (!upstream.smtpImplicitTlsPort) throw new Error('the e2e servers have no implicit-TLS submission port (E2E_SUBMISSIONS_PORT)');
+  const pipe = await startRelay(RELAYS.smtp, [String(upstream.smtpImplicitTlsPort), upstream.caFile]);
+  const { direct, proxied } = makePaths(upstream, proxy).smtp;
+  const to = upstream.smtpRecipient ?? upstream.user;
+  const subject = `omp-pipe-floor ${new Date().toISOString()}`;
+  return {
+    relay: pipe,
+    paths: { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied },
+    open: sendSession(bigMessage(to, undefined, subject), upstream.user, to),
+    async after() {
+      const removed = await removeDelivered(upstream, subject, times * (3 + 3 * runs));
+      console.error(`pipe-floor: removed ${removed} delivered messages`);
+    },
+  };
+}
+
+/** IMAP: the forwarder takes the proxy's LOGIN and logs in upstream itself. */
+async function imapPlan(upstream, proxy) {
+  const env = { ...process.env, OMP_BENCH_USER: upstream.user, OMP_BENCH_TOKEN: upstream.accessToken };
+  const forwarder = await startRelay(RELAYS.imap, [String(upstream.servers.imap.port), upstream.caFile], env);
+  const { direct, proxied } = makePaths(upstream, proxy).imap;
+  return {
+    relay: forwarder,
+    paths: { direct, pipe: { name: 'pipe', target: { port: forwarder.port }, login: proxied.login }, proxied },
+    open: fetchSession(await findBigMessage(direct)),
+    async after() {},
+  };
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'omp-pipe-floor-'));
 const cleanups = [];
 try {
   const upstream = await startUpstream('e2e', join(dir, 'upstream'));
   cleanups.push(() => upstream.stop());
-  if (!upstream.smtpImplicitTlsPort) throw new Error('the e2e servers have no implicit-TLS submission port (E2E_SUBMISSIONS_PORT)');
-  const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: ['smtp'], passwordHash: await hashLocalPassword(), connections: 10 });
+  const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: [args.protocol], passwordHash: await hashLocalPassword(), connections: 10 });
   cleanups.push(() => proxy.stop());
-  const pipe = await startRelay(PIPE, [String(upstream.smtpImplicitTlsPort), upstream.caFile]);
-  cleanups.push(() => pipe.stop());
+  const plan = await (args.protocol === 'imap' ? imapPlan : smtpPlan)(upstream, proxy);
+  cleanups.push(() => plan.relay.stop());
 
-  const { direct, proxied } = makePaths(upstream, proxy).smtp;
-  const paths = { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied };
-  const pids = { pipe: pipe.pid, proxied: proxy.pid };
-  const to = upstream.smtpRecipient ?? upstream.user;
-  const subject = `omp-pipe-floor ${new Date().toISOString()}`;
-  const message = bigMessage(to, undefined, subject);
-
-  console.error(`pipe-floor: warming up, then ${runs} runs of ${messages} messages per path`);
-  for (const path of Object.values(paths)) await smtpBulkRun(path, message, upstream.user, to, messages);
-  const measured = await alternateRuns(paths, pids, runs, async (path) => {
-    const { mbps, bytes } = await smtpBulkRun(path, message, upstream.user, to, messages);
+  console.error(`pipe-floor: ${args.protocol}, warming up, then ${runs} runs of ${times} per path`);
+  for (const path of Object.values(plan.paths)) await bulkRun(plan.open, path, times);
+  const pids = { pipe: plan.relay.pid, proxied: proxy.pid };
+  const measured = await alternateRuns(plan.paths, pids, runs, async (path) => {
+    const { mbps, bytes } = await bulkRun(plan.open, path, times);
     return { value: mbps, per: bytes / 1e9 };
   });
-  const removed = await removeDelivered(upstream, subject, messages * (3 + 3 * runs));
-  console.error(`pipe-floor: removed ${removed} delivered messages`);
+  await plan.after();
 
   printFloorTable(measured, { floor: 'pipe', unit: 'MB/s', digits: 0, cpuUnit: 'CPU s per GB' });
 } catch (err) {

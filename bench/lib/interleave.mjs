@@ -66,3 +66,27 @@ export async function timed(work) {
   const bytes = await work();
   return { ms: performance.now() - started, bytes };
 }
+
+/**
+ * One session from `open(path)` and `times` steps on it, one after the other (no turns): MB/s
+ * (10^6 bytes) and bytes. For the floor scripts, which alternate whole runs.
+ * @param {(path: any) => Promise<BenchSession>} open
+ */
+export async function bulkRun(open, path, times) {
+  const session = await open(path);
+  let ms = 0;
+  let bytes = 0;
+  try {
+    for (let i = 0; i < times; i++) {
+      const one = await session.step();
+      ms += one.ms;
+      bytes += one.bytes;
+    }
+  } catch (err) {
+    // The step's error is the one worth seeing, not a QUIT or LOGOUT that fails after it.
+    await session.close().catch(() => undefined);
+    throw err;
+  }
+  await session.close();
+  return { mbps: bytes / 1e3 / ms, bytes };
+}

@@ -2,7 +2,9 @@
 // greeting, the client's LOGIN line (not checked: any password is taken), then verified TLS to
 // one port with a shared SecureContext, AUTHENTICATE XOAUTH2 with one fixed token, the tagged
 // OK, and bytes piped both ways. No logging, metrics, deadlines, token manager or local password
-// check. Run as a child process (its CPU is read from /proc alone); prints its port on stdout.
+// check. bench/login-floor.mjs times its logins; bench/pipe-floor.mjs --protocol imap, its FETCHes
+// (a bare pipe() after the login). Run as a child process (its CPU is read from /proc alone);
+// prints its port on stdout.
 // Usage: OMP_BENCH_USER=... OMP_BENCH_TOKEN=... node login-forwarder.mjs UPSTREAM_PORT CA_FILE
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';

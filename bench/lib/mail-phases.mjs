@@ -49,26 +49,6 @@ export function sendSession(message, from, to) {
   };
 }
 
-/** One SMTP session sending `message` `times` times: MB/s (10^6 bytes) and bytes. */
-export async function smtpBulkRun(path, message, from, to, times) {
-  const session = await sendSession(message, from, to)(path);
-  let ms = 0;
-  let bytes = 0;
-  try {
-    for (let i = 0; i < times; i++) {
-      const one = await session.step();
-      ms += one.ms;
-      bytes += one.bytes;
-    }
-  } catch (err) {
-    // The step's error is the one worth seeing, not a QUIT that fails after it.
-    await session.close().catch(() => undefined);
-    throw err;
-  }
-  await session.close();
-  return { mbps: bytes / 1e3 / ms, bytes };
-}
-
 async function quitAndDestroy(client) {
   try {
     await client.quit();

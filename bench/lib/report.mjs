@@ -46,6 +46,8 @@ measures the ceiling for SMTP bulk: direct, the proxy, and a bare TLS-terminatin
 does nothing but add the hop and the TLS. \`node bench/login-floor.mjs\` (about a minute, nothing
 written) does the same for logins: direct, the proxy, and a minimal forwarder that reads the
 LOGIN line and logs in upstream with a fixed token, with no work of its own around it.
+\`node bench/pipe-floor.mjs --protocol imap\` puts that forwarder, a bare \`pipe()\` after its
+login, beside direct and the proxy for IMAP FETCHes.
 `;
 
 export function renderRun(run) {
