@@ -54,6 +54,10 @@ export function machine() {
     cpuModel: list[0]?.model.trim() ?? 'unknown',
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
+    // OpenSSL decides the TLS key exchange, and with it part of each session's memory: 3.5
+    // (Node 22.23 here, Node 20 has 3.0) offers post-quantum ML-KEM by default (docs/decisions.md).
+    openssl: process.versions.openssl,
+    opensslConf: process.env.OPENSSL_CONF,
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
   };
 }

@@ -73,7 +73,7 @@ export function renderRun(run) {
     `## Run of ${run.started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
     '',
     `- Machine: ${run.machine.cores} cores, ${run.machine.cpuModel}, ${run.machine.memoryGiB} GiB memory, Linux ${run.machine.kernel}`,
-    `- Node ${run.machine.node}; load average (1 min) ${run.loadBefore.toFixed(2)} at start, ${run.loadMax.toFixed(2)} at most, ${run.loadAfter.toFixed(2)} at end (the run itself keeps about 2 busy; more means other work shared the cores)`,
+    `- Node ${run.machine.node} (OpenSSL ${run.machine.openssl}${run.machine.opensslConf ? `, OPENSSL_CONF=${run.machine.opensslConf}` : ''}); load average (1 min) ${run.loadBefore.toFixed(2)} at start, ${run.loadMax.toFixed(2)} at most, ${run.loadAfter.toFixed(2)} at end (the run itself keeps about 2 busy; more means other work shared the cores)`,
     `- Upstream: ${run.upstream.description}${run.upstream.note ? `; ${run.upstream.note}` : ''}. Concurrency (row 3) always uses the fake IMAP server.`,
     `- Command: \`${run.command}\` (${((run.finished - run.started) / 1000).toFixed(0)} s)`,
     '',
