@@ -5,12 +5,14 @@
 //   direct   the client itself over TLS with XOAUTH2 (the baseline of `npm run bench`);
 //   pipe     the client in plain TCP through a bare relay, one more hop and the TLS, nothing
 //            else: for SMTP (the default) bench/lib/tls-pipe.mjs to Postfix's implicit-TLS
-//            port; for IMAP (`--protocol imap`, FETCHes) bench/lib/login-forwarder.mjs, which
-//            logs in to Dovecot with a fixed token and then pipe()s both ways;
+//            port; for POP3 (`--protocol pop3`, RETRs) the same pipe to Dovecot's POP3S port,
+//            the client logging in itself as for SMTP; for IMAP (`--protocol imap`, FETCHes)
+//            bench/lib/login-forwarder.mjs, which logs in to Dovecot with a fixed token and
+//            then pipe()s both ways;
 //   proxied  the client through the proxy, as `npm run bench` measures it.
 // pipe / direct is the ceiling for a relay of this shape here; proxied / pipe is the proxy's own
 // cost. Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 1 to 3 minutes.
-// Usage: node bench/pipe-floor.mjs [--protocol smtp|imap] [--runs 5] [--times 20]
+// Usage: node bench/pipe-floor.mjs [--protocol smtp|pop3|imap] [--runs 5] [--times 20]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
 import { fetchSession, findBigMessage } from './lib/imap-phases.mjs';
 import { bulkRun } from './lib/interleave.mjs';
-import { sendSession } from './lib/mail-phases.mjs';
+import { retrSession, sendSession } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
 import { startProxy } from './lib/proxy.mjs';
 import { hashLocalPassword, makePaths, removeDelivered } from './lib/sequential.mjs';
@@ -32,9 +34,10 @@ const runs = Number(args.runs);
 const times = Number(args.times);
 const RELAYS = {
   smtp: fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url)),
+  pop3: fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url)),
   imap: fileURLToPath(new URL('./lib/login-forwarder.mjs', import.meta.url)),
 };
-if (!(args.protocol in RELAYS)) throw new Error(`--protocol must be smtp or imap, not ${args.protocol}`);
+if (!(args.protocol in RELAYS)) throw new Error(`--protocol must be smtp, pop3 or imap, not ${args.protocol}`);
 
 /** SMTP: the pipe relays the client's own login; sent messages are removed afterwards. */
 async function smtpPlan(upstream, proxy) {
@@ -51,6 +54,20 @@ async function smtpPlan(upstream, proxy) {
       const removed = await removeDelivered(upstream, subject, times * (3 + 3 * runs));
       console.error(`pipe-floor: removed ${removed} delivered messages`);
     },
+  };
+}
+
+/** POP3: the pipe to the implicit-TLS port relays the client's own login; RETR deletes nothing. */
+async function pop3Plan(upstream, proxy) {
+  const server = upstream.servers.pop3;
+  if (server?.tls !== 'implicit') throw new Error('the upstream has no implicit-TLS POP3 port');
+  const pipe = await startRelay(RELAYS.pop3, [String(server.port), upstream.caFile]);
+  const { direct, proxied } = makePaths(upstream, proxy).pop3;
+  return {
+    relay: pipe,
+    paths: { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied },
+    open: retrSession,
+    async after() {},
   };
 }
 
@@ -74,7 +91,7 @@ try {
   cleanups.push(() => upstream.stop());
   const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: [args.protocol], passwordHash: await hashLocalPassword(), connections: 10 });
   cleanups.push(() => proxy.stop());
-  const plan = await (args.protocol === 'imap' ? imapPlan : smtpPlan)(upstream, proxy);
+  const plan = await { smtp: smtpPlan, pop3: pop3Plan, imap: imapPlan }[args.protocol](upstream, proxy);
   cleanups.push(() => plan.relay.stop());
 
   console.error(`pipe-floor: ${args.protocol}, warming up, then ${runs} runs of ${times} per path`);

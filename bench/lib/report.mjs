@@ -47,7 +47,8 @@ does nothing but add the hop and the TLS. \`node bench/login-floor.mjs\` (about 
 written) does the same for logins: direct, the proxy, and a minimal forwarder that reads the
 LOGIN line and logs in upstream with a fixed token, with no work of its own around it.
 \`node bench/pipe-floor.mjs --protocol imap\` puts that forwarder, a bare \`pipe()\` after its
-login, beside direct and the proxy for IMAP FETCHes.
+login, beside direct and the proxy for IMAP FETCHes; \`--protocol pop3\` puts the bare TLS pipe
+beside them for POP3 RETRs.
 `;
 
 export function renderRun(run) {
