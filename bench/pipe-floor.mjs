@@ -32,23 +32,25 @@ const { values: args } = parseArgs({
 });
 const runs = Number(args.runs);
 const times = Number(args.times);
-const RELAYS = {
-  smtp: fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url)),
-  pop3: fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url)),
-  imap: fileURLToPath(new URL('./lib/login-forwarder.mjs', import.meta.url)),
-};
-if (!(args.protocol in RELAYS)) throw new Error(`--protocol must be smtp, pop3 or imap, not ${args.protocol}`);
+const TLS_PIPE = fileURLToPath(new URL('./lib/tls-pipe.mjs', import.meta.url));
+const LOGIN_FORWARDER = fileURLToPath(new URL('./lib/login-forwarder.mjs', import.meta.url));
+const PLANS = { smtp: smtpPlan, pop3: pop3Plan, imap: imapPlan };
+if (!(args.protocol in PLANS)) throw new Error(`--protocol must be smtp, pop3 or imap, not ${args.protocol}`);
 
-/** SMTP: the pipe relays the client's own login; sent messages are removed afterwards. */
+/** The bare TLS pipe to an implicit-TLS `port`, which relays the client's own (direct) login. */
+async function throughTlsPipe(protocol, port, upstream, proxy) {
+  const pipe = await startRelay(TLS_PIPE, [String(port), upstream.caFile]);
+  const { direct, proxied } = makePaths(upstream, proxy)[protocol];
+  return { relay: pipe, paths: { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied } };
+}
+
+/** SMTP: sent messages are removed afterwards. */
 async function smtpPlan(upstream, proxy) {
   if (!upstream.smtpImplicitTlsPort) throw new Error('the e2e servers have no implicit-TLS submission port (E2E_SUBMISSIONS_PORT)');
-  const pipe = await startRelay(RELAYS.smtp, [String(upstream.smtpImplicitTlsPort), upstream.caFile]);
-  const { direct, proxied } = makePaths(upstream, proxy).smtp;
   const to = upstream.smtpRecipient ?? upstream.user;
   const subject = `omp-pipe-floor ${new Date().toISOString()}`;
   return {
-    relay: pipe,
-    paths: { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied },
+    ...(await throughTlsPipe('smtp', upstream.smtpImplicitTlsPort, upstream, proxy)),
     open: sendSession(bigMessage(to, undefined, subject), upstream.user, to),
     async after() {
       const removed = await removeDelivered(upstream, subject, times * (3 + 3 * runs));
@@ -57,24 +59,17 @@ async function smtpPlan(upstream, proxy) {
   };
 }
 
-/** POP3: the pipe to the implicit-TLS port relays the client's own login; RETR deletes nothing. */
+/** POP3: RETR deletes nothing. */
 async function pop3Plan(upstream, proxy) {
   const server = upstream.servers.pop3;
   if (server?.tls !== 'implicit') throw new Error('the upstream has no implicit-TLS POP3 port');
-  const pipe = await startRelay(RELAYS.pop3, [String(server.port), upstream.caFile]);
-  const { direct, proxied } = makePaths(upstream, proxy).pop3;
-  return {
-    relay: pipe,
-    paths: { direct, pipe: { name: 'pipe', target: { port: pipe.port }, login: direct.login }, proxied },
-    open: retrSession,
-    async after() {},
-  };
+  return { ...(await throughTlsPipe('pop3', server.port, upstream, proxy)), open: retrSession, async after() {} };
 }
 
 /** IMAP: the forwarder takes the proxy's LOGIN and logs in upstream itself. */
 async function imapPlan(upstream, proxy) {
   const env = { ...process.env, OMP_BENCH_USER: upstream.user, OMP_BENCH_TOKEN: upstream.accessToken };
-  const forwarder = await startRelay(RELAYS.imap, [String(upstream.servers.imap.port), upstream.caFile], env);
+  const forwarder = await startRelay(LOGIN_FORWARDER, [String(upstream.servers.imap.port), upstream.caFile], env);
   const { direct, proxied } = makePaths(upstream, proxy).imap;
   return {
     relay: forwarder,
@@ -91,7 +86,7 @@ try {
   cleanups.push(() => upstream.stop());
   const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: [args.protocol], passwordHash: await hashLocalPassword(), connections: 10 });
   cleanups.push(() => proxy.stop());
-  const plan = await { smtp: smtpPlan, pop3: pop3Plan, imap: imapPlan }[args.protocol](upstream, proxy);
+  const plan = await PLANS[args.protocol](upstream, proxy);
   cleanups.push(() => plan.relay.stop());
 
   console.error(`pipe-floor: ${args.protocol}, warming up, then ${runs} runs of ${times} per path`);
