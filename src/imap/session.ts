@@ -1,13 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
-import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
-import { startDeadline } from '../net/deadline.js';
+import { ProxyError } from '../errors.js';
+import { RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import type { LocalTlsSource } from '../net/local-tls.js';
-import { answerFailure, openSessionFrame, outcomeOf, relayToEnd, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
-import { hostPort } from '../net/upstream.js';
-import type { Secret } from '../secret.js';
+import { checkLocalLogin, loginUpstreamAs } from '../net/login-steps.js';
+import {
+  answerFailure, openSessionFrame, relayToEnd, runSession, serveUntilLogin, type CommandStep, type SessionFrame, type SessionFrameDeps,
+} from '../net/session-frame.js';
 import type { TokenManager } from '../tokens/types.js';
 import { readCommand } from './command-reader.js';
 import { PRELOGIN_COMMANDS, preLoginCapabilities, type LoginRequest } from './commands.js';
@@ -38,7 +38,7 @@ interface LoggedIn {
   upstream: UpstreamImapSession;
 }
 
-type Step = 'continue' | 'close' | LoggedIn;
+type Step = CommandStep<LoggedIn>;
 
 /**
  * An IMAP connection, told once: greet, answer pre-login commands locally, check the login,
@@ -50,31 +50,11 @@ export function handleImapConnection(socket: Socket, client: ClientInfo, deps: I
   const s: ImapSession = openSessionFrame('imap', socket, client, deps);
   // Returned, not awaited, here and below: see relayToEnd.
   return runSession(s, 'IMAP', async () => {
-    const loggedIn = await serveUntilLogin(s);
+    const greeting = `* OK [CAPABILITY ${preLoginCapabilities(preLoginContext(s, s.loginDeadline.signal))}] oauth-mail-proxy ready`;
+    const loggedIn = await serveUntilLogin(s, greeting, (signal) => nextCommand(s, signal), (err) => imapErrorReply(undefined, err).lines);
     s.loginDeadline.clear();
     if (loggedIn) return relayLoggedIn(s, loggedIn);
   });
-}
-
-/** Greeting, then one command at a time until a login succeeds or the session ends. */
-async function serveUntilLogin(s: ImapSession): Promise<LoggedIn | undefined> {
-  const { listener } = s.deps;
-  const ctx = preLoginContext(s, s.loginDeadline.signal);
-  await s.conn.send(`* OK [CAPABILITY ${preLoginCapabilities(ctx)}] oauth-mail-proxy ready`);
-  for (;;) {
-    const idle = startDeadline(listener.idle_timeout * 1000, 'limit_exceeded', `no command for ${listener.idle_timeout} s`, s.loginDeadline.signal);
-    try {
-      const step = await nextCommand(s, idle.signal);
-      if (step !== 'continue') return step === 'close' ? undefined : step;
-    } catch (err) {
-      // Timeouts, shutdown, the client gone: no command to answer, only a goodbye.
-      s.end.outcome = outcomeOf(err);
-      await s.conn.goodbye(imapErrorReply(undefined, err).lines);
-      return undefined;
-    } finally {
-      idle.clear();
-    }
-  }
 }
 
 /** Reads one command and runs it from the table. Throws only what ends the session. */
@@ -118,40 +98,21 @@ function refuse(s: ImapSession, tag: string | undefined, err: unknown): Promise<
 
 /** The local login, then token and upstream login. A failure is answered and the client may retry. */
 async function attemptLogin(s: ImapSession, request: LoginRequest): Promise<Step> {
-  let account: AccountSettings;
   try {
-    account = await s.deps.accounts.authenticate(request.username, request.password, s.client);
-  } catch (err) {
-    s.log.info({ event: 'auth.fail', username: request.username, method: request.method, reason: describeError(err) }, 'local login refused');
-    return refuse(s, request.tag, err);
-  }
-  s.end.account = account.username;
-  s.log.info({ event: 'auth.ok', account: account.username, method: request.method }, 'local login accepted');
-  try {
-    const upstream = await loginUpstream(s, account, request.password);
+    const account = await checkLocalLogin(s, s.deps.accounts, request);
+    s.end.account = account.username;
+    const upstream = await loginUpstreamAs(s, account, request.password, {
+      tokens: s.deps.tokens,
+      server: (s.deps.findServer ?? ((a) => a.servers.imap))(account),
+      protocol: 'IMAP',
+      login: loginImapUpstream,
+      clientGone: s.conn.closed,
+      shutdown: s.deps.shutdown,
+    });
     return { request: { tag: request.tag, method: request.method }, upstream };
   } catch (err) {
     if (s.conn.closed.aborted) return 'close';
-    s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
     return refuse(s, request.tag, err);
-  }
-}
-
-/** A fresh token and the upstream login, retried once by the token manager on `token_rejected`. */
-async function loginUpstream(s: ImapSession, account: AccountSettings, password: Secret): Promise<UpstreamImapSession> {
-  const server = (s.deps.findServer ?? ((a) => a.servers.imap))(account);
-  if (!server) throw new ProxyError('config_invalid', 'No IMAP server is configured for this account');
-  const parents = [s.conn.closed, ...(s.deps.shutdown ? [s.deps.shutdown] : [])];
-  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', parents);
-  const { signal } = deadline;
-  try {
-    const options = { signal, password: account.flow === 'password' ? password : undefined };
-    const upstream = await s.deps.tokens.withFreshToken(account.username, options, (token) =>
-      s.metrics.upstreamLogin(() => loginImapUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
-    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
-    return upstream;
-  } finally {
-    deadline.clear();
   }
 }
 

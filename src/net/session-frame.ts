@@ -104,6 +104,38 @@ export function relayToEnd(s: SessionFrame, upstream: Duplex, options: Omit<Rela
   });
 }
 
+/** What one pre-login command did: the session goes on, ends, or has logged in (`T`). */
+export type CommandStep<T> = 'continue' | 'close' | T;
+
+/**
+ * The pre-login dialogue's loop: the greeting, then `nextCommand` until a login succeeds (its
+ * result) or the session ends (undefined). Each wait for a command is bounded by the listener's
+ * `idle_timeout` and the login deadline. What `nextCommand` throws ends the session with
+ * `goodbye(err)`: timeouts, shutdown, the client gone, for which there is no command to answer.
+ */
+export async function serveUntilLogin<T>(
+  s: SessionFrame & { readonly deps: SessionFrameDeps },
+  greeting: string,
+  nextCommand: (signal: AbortSignal) => Promise<CommandStep<T>>,
+  goodbye: (err: unknown) => string | readonly string[],
+): Promise<T | undefined> {
+  const { idle_timeout: idleSeconds } = s.deps.listener;
+  await s.conn.send(greeting);
+  for (;;) {
+    const idle = startDeadline(idleSeconds * 1000, 'limit_exceeded', `no command for ${idleSeconds} s`, s.loginDeadline.signal);
+    try {
+      const step = await nextCommand(idle.signal);
+      if (step !== 'continue') return step === 'close' ? undefined : step;
+    } catch (err) {
+      s.end.outcome = outcomeOf(err);
+      await s.conn.goodbye(goodbye(err));
+      return undefined;
+    } finally {
+      idle.clear();
+    }
+  }
+}
+
 /** A failed command's reply as the protocol words it, and whether the session ends with it. */
 export interface FailureReply {
   lines: string | readonly string[];

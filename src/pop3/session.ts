@@ -1,13 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
-import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS, RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
-import { startDeadline } from '../net/deadline.js';
+import { ProxyError } from '../errors.js';
+import { RELAY_IDLE_TIMEOUT_MS } from '../limits.js';
 import type { LocalTlsSource } from '../net/local-tls.js';
-import { answerFailure, openSessionFrame, outcomeOf, relayToEnd, runSession, type SessionFrame, type SessionFrameDeps } from '../net/session-frame.js';
-import { hostPort } from '../net/upstream.js';
-import type { Secret } from '../secret.js';
+import { checkLocalLogin, loginUpstreamAs } from '../net/login-steps.js';
+import {
+  answerFailure, openSessionFrame, relayToEnd, runSession, serveUntilLogin, type CommandStep, type SessionFrame, type SessionFrameDeps,
+} from '../net/session-frame.js';
 import type { TokenManager } from '../tokens/types.js';
 import { PRELOGIN_COMMANDS, type LoginRequest } from './commands.js';
 import { preLoginContext } from './context.js';
@@ -34,7 +34,7 @@ export interface Pop3Session extends SessionFrame {
   pendingUser?: string | undefined;
 }
 
-type Step = 'continue' | 'close' | UpstreamPop3Session;
+type Step = CommandStep<UpstreamPop3Session>;
 
 /**
  * A POP3 connection, told once: greet, answer pre-login commands locally, check the login,
@@ -46,30 +46,10 @@ export function handlePop3Connection(socket: Socket, client: ClientInfo, deps: P
   const s: Pop3Session = openSessionFrame('pop3', socket, client, deps);
   // Returned, not awaited, here and below: see relayToEnd.
   return runSession(s, 'POP3', async () => {
-    const upstream = await serveUntilLogin(s);
+    const upstream = await serveUntilLogin(s, POP3_REPLIES.greeting, (signal) => nextCommand(s, signal), (err) => pop3ErrorReply(err).line);
     s.loginDeadline.clear();
     if (upstream) return relayLoggedIn(s, upstream);
   });
-}
-
-/** Greeting, then one command at a time until a login succeeds or the session ends. */
-async function serveUntilLogin(s: Pop3Session): Promise<UpstreamPop3Session | undefined> {
-  const { listener } = s.deps;
-  await s.conn.send(POP3_REPLIES.greeting);
-  for (;;) {
-    const idle = startDeadline(listener.idle_timeout * 1000, 'limit_exceeded', `no command for ${listener.idle_timeout} s`, s.loginDeadline.signal);
-    try {
-      const step = await nextCommand(s, idle.signal);
-      if (step !== 'continue') return step === 'close' ? undefined : step;
-    } catch (err) {
-      // Timeouts, shutdown, the client gone: no command to answer, only a goodbye.
-      s.end.outcome = outcomeOf(err);
-      await s.conn.goodbye(pop3ErrorReply(err).line);
-      return undefined;
-    } finally {
-      idle.clear();
-    }
-  }
 }
 
 /** Reads one command and runs it from the table. Throws only what ends the session. */
@@ -118,39 +98,20 @@ function refuse(s: Pop3Session, err: unknown): Promise<Step> {
 
 /** The local login, then token and upstream login. A failure is answered and the client may retry. */
 async function attemptLogin(s: Pop3Session, request: LoginRequest): Promise<Step> {
-  let account: AccountSettings;
   try {
-    account = await s.deps.accounts.authenticate(request.username, request.password, s.client);
-  } catch (err) {
-    s.log.info({ event: 'auth.fail', username: request.username, method: request.method, reason: describeError(err) }, 'local login refused');
-    return refuse(s, err);
-  }
-  s.end.account = account.username;
-  s.log.info({ event: 'auth.ok', account: account.username, method: request.method }, 'local login accepted');
-  try {
-    return await loginUpstream(s, account, request.password);
+    const account = await checkLocalLogin(s, s.deps.accounts, request);
+    s.end.account = account.username;
+    return await loginUpstreamAs(s, account, request.password, {
+      tokens: s.deps.tokens,
+      server: (s.deps.findServer ?? ((a) => a.servers.pop3))(account),
+      protocol: 'POP3',
+      login: loginPop3Upstream,
+      clientGone: s.conn.closed,
+      shutdown: s.deps.shutdown,
+    });
   } catch (err) {
     if (s.conn.closed.aborted) return 'close';
-    s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
     return refuse(s, err);
-  }
-}
-
-/** A fresh token and the upstream login, retried once by the token manager on `token_rejected`. */
-async function loginUpstream(s: Pop3Session, account: AccountSettings, password: Secret): Promise<UpstreamPop3Session> {
-  const server = (s.deps.findServer ?? ((a) => a.servers.pop3))(account);
-  if (!server) throw new ProxyError('config_invalid', 'No POP3 server is configured for this account');
-  const parents = [s.conn.closed, ...(s.deps.shutdown ? [s.deps.shutdown] : [])];
-  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', AbortSignal.any(parents));
-  const { signal } = deadline;
-  try {
-    const options = { signal, password: account.flow === 'password' ? password : undefined };
-    const upstream = await s.deps.tokens.withFreshToken(account.username, options, (token) =>
-      s.metrics.upstreamLogin(() => loginPop3Upstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
-    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
-    return upstream;
-  } finally {
-    deadline.clear();
   }
 }
 

@@ -2,14 +2,12 @@ import { isIP } from 'node:net';
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import type { ListenerConfig } from '../config/schema.js';
-import { ProxyError, describeError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS } from '../limits.js';
+import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
-import { startDeadline } from '../net/deadline.js';
 import { allowList } from '../net/listener.js';
 import type { LocalTlsSource } from '../net/local-tls.js';
-import { hostPort } from '../net/upstream.js';
+import { checkLocalLogin, loginUpstreamAs } from '../net/login-steps.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
 import { loginSmtpUpstream, type UpstreamSmtpSession } from './upstream-client.js';
@@ -92,13 +90,11 @@ export function relayAccountFor(s: SmtpSession): AccountSettings | undefined {
 export async function authenticateClient(s: SmtpSession, username: string, password: Secret, method: string): Promise<void> {
   let account: AccountSettings;
   try {
-    account = await s.deps.accounts.authenticate(username, password, s.client);
+    account = await checkLocalLogin(s, s.deps.accounts, { username, password, method });
   } catch (err) {
     s.end.outcome = 'auth_failed';
-    s.log.info({ event: 'auth.fail', username, method, reason: describeError(err) }, 'local login refused');
     throw err;
   }
-  s.log.info({ event: 'auth.ok', account: account.username, method }, 'local login accepted');
   const keep = account.flow === 'password' ? password : undefined;
   await connectAs(s, account, keep);
   Object.assign(s.end, { account: account.username, method });
@@ -109,24 +105,21 @@ export async function authenticateClient(s: SmtpSession, username: string, passw
  * retried once by the token manager when the server rejects the token.
  */
 export async function connectAs(s: SmtpSession, account: AccountSettings, password?: Secret): Promise<UpstreamSmtpSession> {
-  const server = (s.deps.findServer ?? ((a) => a.servers.smtp))(account);
-  if (!server) throw new ProxyError('config_invalid', 'No SMTP server is configured for this account');
   await dropUpstream(s);
-  const deadline = startDeadline(BACKEND_LOGIN_TIMEOUT_MS, 'upstream_unavailable', 'Login to the mail server took too long', s.gone.signal);
-  const { signal } = deadline;
   try {
-    const upstream = await s.deps.tokens.withFreshToken(account.username, { signal, password }, (token) =>
-      s.metrics.upstreamLogin(() => loginSmtpUpstream(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
+    const upstream = await loginUpstreamAs(s, account, password, {
+      tokens: s.deps.tokens,
+      server: (s.deps.findServer ?? ((a) => a.servers.smtp))(account),
+      protocol: 'SMTP',
+      login: loginSmtpUpstream,
+      clientGone: s.gone.signal,
+    });
     Object.assign(s, { account, password, upstream, upstreamDirty: false });
     s.metrics.relaying(account.username);
-    s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
     return upstream;
   } catch (err) {
     s.end.outcome = err instanceof ProxyError ? err.code : 'error';
-    s.log.warn({ event: 'login.fail', account: account.username, code: s.end.outcome, reason: describeError(err) }, 'upstream login failed');
     throw err;
-  } finally {
-    deadline.clear();
   }
 }
 
