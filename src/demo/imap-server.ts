@@ -1,4 +1,4 @@
-import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { ImapConnection } from './imap-connection.js';
 import { DemoMailStore, buildMessage, type DemoMailbox, type DemoMessageFields, type StoredMessage } from './imap-mailbox.js';
@@ -6,6 +6,7 @@ import { runSession } from './imap-session.js';
 import {
   DEFAULT_CAPABILITIES_AFTER_LOGIN, type DemoImapServerOptions, type DemoImapStats, type DemoMechanism, type ServerContext,
 } from './imap-state.js';
+import { listenTracked, type TrackedListener } from './tracked-listener.js';
 
 /**
  * A small IMAP4rev1 server (RFC 3501) that accepts only OAuth 2.0 bearer tokens (XOAUTH2 and
@@ -16,9 +17,7 @@ import {
 export { buildMessage, type DemoImapServerOptions, type DemoImapStats, type DemoMechanism, type DemoMessageFields };
 export { DEFAULT_CAPABILITIES_AFTER_LOGIN, type DemoMailbox, type DemoMailStore, type StoredMessage };
 
-export interface DemoImapServer {
-  readonly host: string;
-  readonly port: number;
+export interface DemoImapServer extends TrackedListener {
   /** Live counters; read them after the client has seen the reply you are asserting on. */
   readonly stats: DemoImapStats;
   /** The users' mailboxes, for direct inspection. */
@@ -27,49 +26,19 @@ export interface DemoImapServer {
   deliver(user: string, message: Buffer | string): StoredMessage;
   /** Refuses the next `count` token validations whatever validateToken would say. */
   failNextLogins(count: number): void;
-  /** Destroys every open connection without a goodbye, as a crashing or restarting server would. */
-  dropConnections(): void;
-  /** Stops listening and destroys every connection. */
-  close(): Promise<void>;
 }
 
 export async function startDemoImapServer(options: DemoImapServerOptions): Promise<DemoImapServer> {
   const ctx = createContext(options);
-  const sockets = new Set<Socket>();
-  const server = listen(ctx, options);
-  server.on('connection', (socket: Socket) => {
-    ctx.stats.connections++;
-    sockets.add(socket);
-    // Responses go out in several writes (untagged lines, then the tagged one); without this,
-    // Nagle's algorithm and delayed ACKs add ~40 ms to many commands.
-    socket.setNoDelay(true);
-    // The raw socket outlives its reader after STARTTLS; errors on it must never crash the process.
-    socket.on('error', () => undefined);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const dropConnections = (): void => {
-    for (const socket of sockets) socket.destroy();
-  };
+  const listener = await listenTracked(listen(ctx, options), options, () => ctx.stats.connections++);
   return {
-    host: address.address,
-    port: address.port,
+    ...listener,
     stats: ctx.stats,
     store: ctx.store,
     deliver: (user, message) => ctx.store.deliver(user, message),
     failNextLogins: (count) => {
       ctx.failNext = count;
     },
-    dropConnections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        dropConnections();
-      }),
   };
 }
 

@@ -1,9 +1,10 @@
-import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { ImapConnection } from './imap-connection.js';
 import { DemoMailStore, type StoredMessage } from './imap-mailbox.js';
 import type { DemoMechanism } from './imap-state.js';
 import { runPop3Session } from './pop3-session.js';
+import { listenTracked, type TrackedListener } from './tracked-listener.js';
 
 /**
  * A small POP3 server (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH, RFC 2595 STLS) that accepts
@@ -68,9 +69,7 @@ export interface DemoPop3Context {
   failNext: number;
 }
 
-export interface DemoPop3Server {
-  readonly host: string;
-  readonly port: number;
+export interface DemoPop3Server extends TrackedListener {
   readonly tls: DemoPop3ServerOptions['tls'];
   /** Live counters; read them after the client has seen the reply you are asserting on. */
   readonly stats: DemoPop3Stats;
@@ -79,33 +78,13 @@ export interface DemoPop3Server {
   deliver(user: string, message: Buffer | string): StoredMessage;
   /** Refuses the next `count` token validations whatever validateToken would say. */
   failNextLogins(count: number): void;
-  /** Destroys every open connection without a goodbye. */
-  dropConnections(): void;
-  close(): Promise<void>;
 }
 
 export async function startDemoPop3Server(options: DemoPop3ServerOptions): Promise<DemoPop3Server> {
   const ctx = createContext(options);
-  const sockets = new Set<Socket>();
-  const server = listen(ctx, options);
-  server.on('connection', (socket: Socket) => {
-    ctx.stats.connections++;
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    socket.on('error', () => undefined);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const dropConnections = (): void => {
-    for (const socket of sockets) socket.destroy();
-  };
+  const listener = await listenTracked(listen(ctx, options), options, () => ctx.stats.connections++);
   return {
-    host: address.address,
-    port: address.port,
+    ...listener,
     tls: options.tls,
     stats: ctx.stats,
     store: ctx.store,
@@ -113,11 +92,6 @@ export async function startDemoPop3Server(options: DemoPop3ServerOptions): Promi
     failNextLogins: (count) => {
       ctx.failNext = count;
     },
-    dropConnections,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      dropConnections();
-    }),
   };
 }
 
