@@ -49,6 +49,9 @@ LOGIN line and logs in upstream with a fixed token, with no work of its own arou
 \`node bench/pipe-floor.mjs --protocol imap\` puts that forwarder, a bare \`pipe()\` after its
 login, beside direct and the proxy for IMAP FETCHes; \`--protocol pop3\` puts the bare TLS pipe
 beside them for POP3 RETRs.
+\`node bench/cpu-share.mjs --protocol pop3|imap|smtp\` (about a minute, nothing written) shows
+where the machine's CPU goes during bulk transfer, direct and proxied: every process's CPU per MB,
+the mail server's own included, and how many cores were busy.
 `;
 
 export function renderRun(run) {
