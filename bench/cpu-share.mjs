@@ -8,17 +8,14 @@
 // moving the 10 MiB message N times in one session. Prints a table; writes nothing. Needs
 // test/e2e/servers/up.sh. About 1 minute.
 // Usage: node bench/cpu-share.mjs [--protocol pop3|imap|smtp] [--runs 4] [--times 10]
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { runWithE2eProxy } from './lib/e2e-script.mjs';
 import { fetchSession, findBigMessage } from './lib/imap-phases.mjs';
 import { retrSession, sendSession } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
-import { startProxy } from './lib/proxy.mjs';
-import { hashLocalPassword, makePaths, removeDelivered } from './lib/sequential.mjs';
+import { makePaths, removeDelivered } from './lib/sequential.mjs';
 import { formatSummary, summarize } from './lib/stats.mjs';
-import { startUpstream } from './lib/upstream.mjs';
 
 const { values: args } = parseArgs({
   options: { protocol: { type: 'string', default: 'pop3' }, runs: { type: 'string', default: '4' }, times: { type: 'string', default: '10' } },
@@ -61,13 +58,7 @@ function cpuByName(before, after, proxyPid) {
   return byName;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'omp-cpu-share-'));
-const cleanups = [];
-try {
-  const upstream = await startUpstream('e2e', join(dir, 'upstream'));
-  cleanups.push(() => upstream.stop());
-  const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: [args.protocol], passwordHash: await hashLocalPassword(), connections: 10 });
-  cleanups.push(() => proxy.stop());
+await runWithE2eProxy('cpu-share', [args.protocol], async ({ upstream, proxy }) => {
   const paths = makePaths(upstream, proxy)[args.protocol];
   const to = upstream.smtpRecipient ?? upstream.user;
   const subject = `omp-cpu-share ${new Date().toISOString()}`;
@@ -94,13 +85,7 @@ try {
   }
   if (args.protocol === 'smtp') await removeDelivered(upstream, subject, sent);
   printTable(results);
-} catch (err) {
-  console.error('cpu-share failed:', err instanceof Error ? err.stack : err);
-  process.exitCode = 1;
-} finally {
-  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-}
+});
 
 /** One row per process name: its CPU ms per MB moved on each path (median over the runs, min–max). */
 function printTable(results) {

@@ -11,16 +11,12 @@
 // logging, metrics). Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 1.5
 // minutes.
 // Usage: node bench/login-floor.mjs [--runs 5] [--logins 200]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runWithE2eProxy } from './lib/e2e-script.mjs';
 import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
 import { loginRun } from './lib/imap-phases.mjs';
-import { startProxy } from './lib/proxy.mjs';
-import { hashLocalPassword, makePaths } from './lib/sequential.mjs';
-import { startUpstream } from './lib/upstream.mjs';
+import { makePaths } from './lib/sequential.mjs';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, logins: { type: 'string', default: '200' } } });
 const runs = Number(args.runs);
@@ -28,13 +24,7 @@ const logins = Number(args.logins);
 const WARMUP_LOGINS = 10; // as `npm run bench`
 const FORWARDER = fileURLToPath(new URL('./lib/login-forwarder.mjs', import.meta.url));
 
-const dir = mkdtempSync(join(tmpdir(), 'omp-login-floor-'));
-const cleanups = [];
-try {
-  const upstream = await startUpstream('e2e', join(dir, 'upstream'));
-  cleanups.push(() => upstream.stop());
-  const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: ['imap'], passwordHash: await hashLocalPassword(), connections: 10 });
-  cleanups.push(() => proxy.stop());
+await runWithE2eProxy('login-floor', ['imap'], async ({ upstream, proxy, cleanups }) => {
   const env = { ...process.env, OMP_BENCH_USER: upstream.user, OMP_BENCH_TOKEN: upstream.accessToken };
   const forwarder = await startRelay(FORWARDER, [String(upstream.servers.imap.port), upstream.caFile], env);
   cleanups.push(() => forwarder.stop());
@@ -47,10 +37,4 @@ try {
   for (const path of Object.values(paths)) await loginRun(path, WARMUP_LOGINS);
   const measured = await alternateRuns(paths, pids, runs, async (path) => ({ value: await loginRun(path, logins), per: logins / 1000 }));
   printFloorTable(measured, { floor: 'forwarder', unit: 'ms per login', digits: 2, cpuUnit: 'CPU ms per login' });
-} catch (err) {
-  console.error('login-floor failed:', err instanceof Error ? err.stack : err);
-  process.exitCode = 1;
-} finally {
-  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-}
+});

@@ -13,19 +13,15 @@
 // pipe / direct is the ceiling for a relay of this shape here; proxied / pipe is the proxy's own
 // cost. Prints a table; writes nothing. Needs test/e2e/servers/up.sh. About 1 to 3 minutes.
 // Usage: node bench/pipe-floor.mjs [--protocol smtp|pop3|imap] [--runs 5] [--times 20]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runWithE2eProxy } from './lib/e2e-script.mjs';
 import { alternateRuns, printFloorTable, startRelay } from './lib/floor.mjs';
 import { fetchSession, findBigMessage } from './lib/imap-phases.mjs';
 import { bulkRun } from './lib/interleave.mjs';
 import { retrSession, sendSession } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
-import { startProxy } from './lib/proxy.mjs';
-import { hashLocalPassword, makePaths, removeDelivered } from './lib/sequential.mjs';
-import { startUpstream } from './lib/upstream.mjs';
+import { makePaths, removeDelivered } from './lib/sequential.mjs';
 
 const { values: args } = parseArgs({
   options: { protocol: { type: 'string', default: 'smtp' }, runs: { type: 'string', default: '5' }, times: { type: 'string', default: '20' } },
@@ -79,13 +75,7 @@ async function imapPlan(upstream, proxy) {
   };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'omp-pipe-floor-'));
-const cleanups = [];
-try {
-  const upstream = await startUpstream('e2e', join(dir, 'upstream'));
-  cleanups.push(() => upstream.stop());
-  const proxy = await startProxy(join(dir, 'proxy'), upstream, { protocols: [args.protocol], passwordHash: await hashLocalPassword(), connections: 10 });
-  cleanups.push(() => proxy.stop());
+await runWithE2eProxy('pipe-floor', [args.protocol], async ({ upstream, proxy, cleanups }) => {
   const plan = await PLANS[args.protocol](upstream, proxy);
   cleanups.push(() => plan.relay.stop());
 
@@ -99,10 +89,4 @@ try {
   await plan.after();
 
   printFloorTable(measured, { floor: 'pipe', unit: 'MB/s', digits: 0, cpuUnit: 'CPU s per GB' });
-} catch (err) {
-  console.error('pipe-floor failed:', err instanceof Error ? err.stack : err);
-  process.exitCode = 1;
-} finally {
-  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-}
+});
