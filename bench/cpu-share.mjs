@@ -8,12 +8,12 @@
 // moving the 10 MiB message N times in one session. Prints a table; writes nothing. Needs
 // test/e2e/servers/up.sh. About 1 minute.
 // Usage: node bench/cpu-share.mjs [--protocol pop3|imap|smtp] [--runs 4] [--times 10]
-import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runWithE2eProxy } from './lib/e2e-script.mjs';
 import { fetchSession, findBigMessage } from './lib/imap-phases.mjs';
 import { retrSession, sendSession } from './lib/mail-phases.mjs';
 import { bigMessage } from './lib/message.mjs';
+import { allProcessCpu } from './lib/proc.mjs';
 import { makePaths, removeDelivered } from './lib/sequential.mjs';
 import { formatSummary, summarize } from './lib/stats.mjs';
 
@@ -23,28 +23,8 @@ const { values: args } = parseArgs({
 if (!['pop3', 'imap', 'smtp'].includes(args.protocol)) throw new Error(`--protocol must be pop3, imap or smtp, not ${args.protocol}`);
 const runs = Number(args.runs);
 const times = Number(args.times);
-/** USER_HZ: /proc/PID/stat counts CPU time in ticks of 1/100 s on Linux. */
-const TICKS_PER_SECOND = 100;
 /** Processes below this share of a path's CPU are left out of the table. */
 const NOISE_SHARE = 0.01;
-
-/** CPU seconds so far of every process, keyed by PID, with its command name. */
-function allProcesses() {
-  const out = new Map();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const close = stat.lastIndexOf(')');
-    const fields = stat.slice(close + 2).split(' ');
-    out.set(Number(pid), { name: stat.slice(stat.indexOf('(') + 1, close), cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND });
-  }
-  return out;
-}
 
 /** CPU seconds per process name between two readings; the bench itself and the proxy by role. */
 function cpuByName(before, after, proxyPid) {
@@ -73,12 +53,12 @@ await runWithE2eProxy('cpu-share', [args.protocol], async ({ upstream, proxy }) 
       const session = await open(paths[name]);
       await session.step(); // warm: the login and the first transfer are not counted
       sent++;
-      const before = allProcesses();
+      const before = allProcessCpu();
       const started = Date.now();
       let bytes = 0;
       for (let n = 0; n < times; n++, sent++) bytes += (await session.step()).bytes;
       const seconds = (Date.now() - started) / 1000;
-      const byName = cpuByName(before, allProcesses(), proxy.pid);
+      const byName = cpuByName(before, allProcessCpu(), proxy.pid);
       await session.close();
       results[name].push({ mbps: bytes / 1e6 / seconds, mb: bytes / 1e6, seconds, byName });
     }

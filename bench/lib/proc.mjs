@@ -1,7 +1,7 @@
 // What the benchmark reads about processes and the machine: RSS and CPU time from /proc,
 // and the facts the report starts with. Linux only (the benchmark says so if /proc is absent).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 
 /** Clock ticks per second for /proc/<pid>/stat (getconf CLK_TCK; 100 on every Linux we know). */
@@ -28,10 +28,35 @@ export function cpuSeconds(pid) {
 
 /** User and system CPU seconds of a process, apart. */
 export function cpuTimes(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces; fields are counted after its closing ")".
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
+  return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/**
+ * Every process on the machine: PID → its command name and user + system CPU seconds so far.
+ * A process that ends while being read is left out.
+ */
+export function allProcessCpu() {
+  const out = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const { name, user, system } = parseStat(stat);
+    out.set(Number(entry), { name, cpu: user + system });
+  }
+  return out;
+}
+
+/** The command name (field 2) and CPU seconds (fields 14 and 15) of a /proc/<pid>/stat line. */
+function parseStat(stat) {
+  // The command name may hold spaces and parentheses; fields are counted after its last ")".
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, close), user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
 }
 
 /** CPU seconds of this process (the measuring client). */
