@@ -31,18 +31,35 @@ export async function reloadApp(previous: Config, next: Config, t: ReloadTargets
   t.accounts.replace(next.accounts);
   const listeners = await t.listeners.apply(next.listeners);
   if (next.log.level !== previous.log.level) t.log.level = next.log.level;
-  t.log.info({ event: 'config.reload', accounts, listeners }, describeChanges(accounts, listeners));
+  const passwords = localPasswordChanges(previous, next);
+  t.log.info({ event: 'config.reload', accounts, passwords, listeners }, describeChanges(accounts, passwords, listeners));
   const needRestart = FIXED.filter(([, get]) => fingerprint(get(previous)) !== fingerprint(get(next))).map(([key]) => key);
   if (needRestart.length > 0) {
     t.log.warn({ event: 'config.reload_partial', needRestart }, `changes to ${needRestart.join(', ')} take effect at the next restart`);
   }
 }
 
+/**
+ * Accounts kept across the reload whose local password changed. The token manager does not see
+ * these (a new local password keeps the cached token), so the reload line names them itself.
+ */
+export function localPasswordChanges(previous: Config, next: Config): string[] {
+  const before = new Map(previous.accounts.map((a) => [a.username.toLowerCase(), fingerprint(a.localPassword)]));
+  return next.accounts
+    .filter((a) => {
+      const old = before.get(a.username.toLowerCase());
+      return old !== undefined && old !== fingerprint(a.localPassword);
+    })
+    .map((a) => a.username);
+}
+
 function describeChanges(
   a: { added: string[]; removed: string[]; changed: string[] },
+  passwords: string[],
   l: ListenerChanges,
 ): string {
-  const accounts = `accounts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed`;
+  const newPasswords = passwords.length ? `, ${passwords.length} with a new local password` : '';
+  const accounts = `accounts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed${newPasswords}`;
   const renewed = l.renewed.length ? `, ${l.renewed.length} certificate${l.renewed.length === 1 ? '' : 's'} renewed` : '';
   const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${renewed}${l.failed.length ? `, ${l.failed.length} FAILED` : ''}`;
   return `config reloaded (${accounts}; ${listeners})`;

@@ -52,4 +52,29 @@ describe('TokenManager.replaceAccounts', () => {
     await expect(manager.getToken(alice.username, { signal: signal(), force: true })).resolves.toBeDefined();
     expect(idp.requests.filter((r) => r.endpoint === 'token').every((r) => r.status === 200)).toBe(true);
   });
+
+  it('sees a new refresh token in the config, and starts the account from it after a revoked grant', async () => {
+    const { idp, alice, manager } = await setup();
+    await manager.getToken(alice.username, { signal: signal() });
+    idp.revokeUser(alice.username);
+    await expect(manager.getToken(alice.username, { signal: signal(), force: true })).rejects.toMatchObject({ code: 'needs_authorization' });
+    // The operator pastes a new refresh token and reloads: only the secret differs.
+    const pasted = { ...alice, refreshTokenSeed: new Secret(idp.issueRefreshToken(alice.username)) };
+    expect(await manager.replaceAccounts([pasted])).toEqual({ added: [], removed: [], changed: [alice.username] });
+    await expect(manager.getToken(alice.username, { signal: signal() })).resolves.toBeDefined();
+  });
+
+  it('tells a changed client secret or static token from an unchanged one, and keeps the token when only the local password changed', async () => {
+    const { idp, alice, manager } = await setup();
+    const first = await manager.getToken(alice.username, { signal: signal() });
+    const newPassword = { ...alice, localPassword: { kind: 'plain' as const, value: new Secret('a new local password') } };
+    expect(await manager.replaceAccounts([newPassword])).toEqual({ added: [], removed: [], changed: [] });
+    expect((await manager.getToken(alice.username, { signal: signal() })).reveal()).toBe(first.reveal());
+    const newSecret = { ...newPassword, oauth: { ...alice.oauth, clientSecret: new Secret('another client secret') } };
+    expect(await manager.replaceAccounts([newSecret])).toEqual({ added: [], removed: [], changed: [alice.username] });
+    const staticToken = { ...newSecret, flow: 'static' as const, staticToken: { value: new Secret(idp.issueAccessToken(alice.username)) } };
+    await manager.replaceAccounts([staticToken]);
+    const otherStatic = { ...staticToken, staticToken: { value: new Secret(idp.issueAccessToken(alice.username)) } };
+    expect(await manager.replaceAccounts([otherStatic])).toEqual({ added: [], removed: [], changed: [alice.username] });
+  });
 });
