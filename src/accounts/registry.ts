@@ -4,7 +4,7 @@ import type { AccountSettings } from '../config/resolve.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Secret } from '../secret.js';
-import { DigestCache, hashPassword, verifyScryptHash } from './password.js';
+import { DigestCache, hashPassword, parseScryptHash, verifyScryptHash } from './password.js';
 import { LoginThrottle } from './throttle.js';
 import type { AuthEvents, Authenticator, ClientInfo } from './types.js';
 
@@ -19,20 +19,20 @@ export class AccountRegistry implements Authenticator {
   readonly #throttle: LoginThrottle;
   readonly #log: Logger;
   readonly #events: AuthEvents;
-  /** Hashed once at start so an unknown user costs what a known one does. */
-  readonly #dummyHash: Promise<string>;
+  /** What an unknown user's password is checked against, so that it costs what a known one's does. */
+  #decoy: Promise<string> | string | undefined;
 
   constructor(accounts: AccountSettings[], log: Logger, throttle = new LoginThrottle(), events: AuthEvents = {}) {
     this.#log = log;
     this.#throttle = throttle;
     this.#events = events;
-    this.#dummyHash = hashPassword(new Secret('not-a-password'), 10);
     this.replace(accounts);
   }
 
   /** Swaps in a reloaded account list; remembered passwords stay valid only for unchanged hashes. */
   replace(accounts: AccountSettings[]): void {
     this.#byName = new Map(accounts.map((a) => [a.username.toLowerCase(), a]));
+    this.#decoy = costliestHash(accounts);
   }
 
   find(username: string): AccountSettings | undefined {
@@ -61,9 +61,21 @@ export class AccountRegistry implements Authenticator {
     const account = this.find(username);
     const ok = account ? await this.#verify(account, password) : await this.#burnTime(password);
     if (ok && account) {
-      this.#throttle.recordSuccess(address);
+      // ROPC: the identity provider has not judged the password yet (settleProviderLogin).
+      if (account.localPassword.kind !== 'provider') this.#throttle.recordSuccess(address);
       return account;
     }
+    await this.#countFailure(client);
+    throw new ProxyError('auth_failed', account ? 'wrong password' : 'unknown user');
+  }
+
+  async settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void> {
+    if (accepted) this.#throttle.recordSuccess(client.address);
+    else await this.#countFailure(client);
+  }
+
+  /** A failed login: counted, logged and told to the metrics when it locks the address out, then delayed. */
+  async #countFailure({ address, protocol }: ClientInfo): Promise<void> {
     const delay = this.#throttle.recordFailure(address);
     const until = this.#throttle.lockedUntil(address);
     if (until !== undefined) {
@@ -73,7 +85,6 @@ export class AccountRegistry implements Authenticator {
     }
     this.#events.loginFailed?.({ protocol, address, delayMs: delay, lockedOut: false });
     if (delay > 0) await sleep(delay);
-    throw new ProxyError('auth_failed', account ? 'wrong password' : 'unknown user');
   }
 
   async #verify(account: AccountSettings, password: Secret): Promise<boolean> {
@@ -94,8 +105,27 @@ export class AccountRegistry implements Authenticator {
     }
   }
 
+  /**
+   * An unknown user takes as long to refuse as a wrong password for a known one, so that the
+   * time of the answer does not tell which user names exist: the password is checked against
+   * the costliest configured hash and the result thrown away, or, with no hashes configured,
+   * against a throwaway hash of the default cost.
+   */
   async #burnTime(password: Secret): Promise<boolean> {
-    await verifyScryptHash(await this.#dummyHash, password);
+    this.#decoy ??= hashPassword(new Secret('not-a-password'));
+    await verifyScryptHash(await this.#decoy, password);
     return false;
   }
+}
+
+/** The configured scrypt hash that costs the most to verify (N·r·p), if any. */
+function costliestHash(accounts: AccountSettings[]): string | undefined {
+  let best: { hash: string; cost: number } | undefined;
+  for (const { localPassword: local } of accounts) {
+    if (local.kind !== 'scrypt') continue;
+    const parsed = parseScryptHash(local.hash);
+    const cost = parsed ? 2 ** parsed.logN * parsed.r * parsed.p : 0;
+    if (parsed && (!best || cost > best.cost)) best = { hash: local.hash, cost };
+  }
+  return best?.hash;
 }

@@ -17,6 +17,13 @@ export interface ClientInfo {
  */
 export interface Authenticator {
   authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings>;
+  /**
+   * ROPC: `authenticate` only found the account, and the identity provider judged the password
+   * afterwards. Its verdict counts here as a local check's would: a refusal is a failed login
+   * for the throttle (its delay is waited out before this returns), an acceptance clears the
+   * address's failures. Without it, guesses at the real password would never be slowed.
+   */
+  settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void>;
 }
 
 /**

@@ -103,6 +103,7 @@ async function attemptLogin(s: ImapSession, request: LoginRequest): Promise<Step
     s.end.account = account.username;
     const upstream = await loginUpstreamAs(s, account, request.password, {
       tokens: s.deps.tokens,
+      accounts: s.deps.accounts,
       server: (s.deps.findServer ?? ((a) => a.servers.imap))(account),
       protocol: 'IMAP',
       login: loginImapUpstream,

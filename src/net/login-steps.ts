@@ -1,7 +1,7 @@
 import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import type { SaslMechanism } from '../config/schema.js';
-import { describeError, ProxyError } from '../errors.js';
+import { describeError, isProxyError, ProxyError } from '../errors.js';
 import { BACKEND_LOGIN_TIMEOUT_MS } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { SessionRecorder } from '../metrics.js';
@@ -44,7 +44,8 @@ export async function checkLocalLogin(s: LoginStepSession, accounts: Authenticat
     s.log.info({ event: 'auth.fail', username: login.username, method: login.method, reason: describeError(err) }, 'local login refused');
     throw err;
   }
-  s.log.info({ event: 'auth.ok', account: account.username, method: login.method }, 'local login accepted');
+  const judge = account.flow === 'password' ? 'password passed on to the identity provider' : 'local login accepted';
+  s.log.info({ event: 'auth.ok', account: account.username, method: login.method }, judge);
   return account;
 }
 
@@ -56,6 +57,8 @@ export type UpstreamLogin<U> = (
 /** Where and how `loginUpstreamAs` logs in. */
 export interface UpstreamLoginPlan<U> {
   tokens: TokenManager;
+  /** Told the identity provider's verdict on a flow "password" login (the throttle counts it). */
+  accounts: Authenticator;
   /** The account's server for this protocol; undefined when none is configured. */
   server: UpstreamServer | undefined;
   /** The protocol's name for the error when there is no server ("IMAP"). */
@@ -70,8 +73,9 @@ export interface UpstreamLoginPlan<U> {
 /**
  * A fresh token and the login to the mail server, within BACKEND_LOGIN_TIMEOUT_MS, retried once
  * by the token manager when the server rejects the token (SPEC section 2). `password` reaches
- * the token manager only for flow "password" (ROPC). A failure is logged as `login.fail`, unless
- * the client has gone (the session's end line says so), and thrown.
+ * the token manager only for flow "password" (ROPC), where the identity provider's verdict on it
+ * goes to the throttle like a local check's (`auth.fail` when it refuses). Any other failure is
+ * logged as `login.fail`, unless the client has gone (the session's end line says so), and thrown.
  */
 export async function loginUpstreamAs<U>(s: LoginStepSession, account: AccountSettings, password: Secret | undefined, plan: UpstreamLoginPlan<U>): Promise<U> {
   const { server } = plan;
@@ -83,10 +87,14 @@ export async function loginUpstreamAs<U>(s: LoginStepSession, account: AccountSe
     const options = { signal, password: account.flow === 'password' ? password : undefined };
     const upstream = await plan.tokens.withFreshToken(account.username, options, (token) =>
       s.metrics.upstreamLogin(() => plan.login(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
+    if (account.flow === 'password') await plan.accounts.settleProviderLogin(s.client, true);
     s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
     return upstream;
   } catch (err) {
-    if (!plan.clientGone.aborted) {
+    if (account.flow === 'password' && isProxyError(err, 'auth_failed')) {
+      s.log.info({ event: 'auth.fail', username: account.username, method: 'identity provider', reason: describeError(err) }, 'the identity provider refused the password');
+      await plan.accounts.settleProviderLogin(s.client, false);
+    } else if (!plan.clientGone.aborted) {
       s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
     }
     throw err;

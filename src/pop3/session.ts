@@ -103,6 +103,7 @@ async function attemptLogin(s: Pop3Session, request: LoginRequest): Promise<Step
     s.end.account = account.username;
     return await loginUpstreamAs(s, account, request.password, {
       tokens: s.deps.tokens,
+      accounts: s.deps.accounts,
       server: (s.deps.findServer ?? ((a) => a.servers.pop3))(account),
       protocol: 'POP3',
       login: loginPop3Upstream,

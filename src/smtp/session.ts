@@ -109,6 +109,7 @@ export async function connectAs(s: SmtpSession, account: AccountSettings, passwo
   try {
     const upstream = await loginUpstreamAs(s, account, password, {
       tokens: s.deps.tokens,
+      accounts: s.deps.accounts,
       server: (s.deps.findServer ?? ((a) => a.servers.smtp))(account),
       protocol: 'SMTP',
       login: loginSmtpUpstream,

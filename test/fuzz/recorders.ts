@@ -24,6 +24,9 @@ export class RecordingAuthenticator implements Authenticator {
     call.ok = true;
     return account;
   }
+  settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void> {
+    return this.inner.settleProviderLogin(client, accepted);
+  }
 }
 
 export class RecordingTokenManager implements TokenManager {

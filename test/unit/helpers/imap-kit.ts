@@ -45,6 +45,12 @@ export class FakeAuthenticator implements Authenticator {
     if (!user || user.password !== password.reveal()) throw new ProxyError('auth_failed', user ? 'wrong password' : 'unknown user');
     return user.account;
   }
+
+  /** The identity provider's verdicts on flow "password" logins, in order. */
+  readonly providerVerdicts: boolean[] = [];
+  async settleProviderLogin(_client: ClientInfo, accepted: boolean): Promise<void> {
+    this.providerVerdicts.push(accepted);
+  }
 }
 
 /** Hands out tokens from a list: the first normally, the next one on each forced refresh. */
