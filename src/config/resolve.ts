@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { Secret } from '../secret.js';
 import { MICROSOFT_APP_ONLY_SCOPE, isPresetName, presetFor } from './presets.js';
+import { parseCidr, tooWideForRelay } from './cidr.js';
 import type {
   AccountConfigRaw, Flow, ListenerConfig, Protocol, ProviderConfig, RawConfig, SaslMechanism, ServerConfig,
 } from './schema.js';
@@ -269,8 +270,12 @@ function checkRelay(l: ListenerConfig, index: number, accounts: AccountSettings[
   }
   if (!l.allow || l.allow.length === 0) {
     issues.push({ path: [...where, 'allow'], message: 'relay_account needs allow: the networks that may send without AUTH (never an open relay)' });
-  } else if (l.allow.some((cidr) => cidr.endsWith('/0'))) {
-    issues.push({ path: [...where, 'allow'], message: 'a /0 network would make this an open relay; list the device networks' });
+  } else {
+    l.allow.forEach((text, i) => {
+      const cidr = parseCidr(text);
+      const problem = cidr && tooWideForRelay(cidr);
+      if (problem) issues.push({ path: [...where, 'allow', i], message: problem });
+    });
   }
 }
 

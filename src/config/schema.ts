@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseCidr } from './cidr.js';
 import {
   LOGIN_TIMEOUT_MS,
   MAX_CONNECTIONS_PER_ADDRESS,
@@ -24,15 +24,7 @@ import {
 /** "host:port", with IPv6 hosts in brackets: "127.0.0.1:1143", "[::1]:1143", "localhost:1143". */
 export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:1143 or [::1]:1143');
 
-const cidr = z.string().refine((v) => {
-  const [addr, bits, extra] = v.split('/');
-  if (extra !== undefined || !addr) return false;
-  const family = isIP(addr);
-  if (!family) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128);
-}, 'expected an IP address or CIDR such as 10.0.0.0/24');
+const cidr = z.string().refine((v) => parseCidr(v) !== undefined, 'expected an IP address or CIDR such as 10.0.0.0/24');
 
 const clientTls = z.enum(['none', 'starttls', 'implicit']);
 const upstreamTls = z.enum(['implicit', 'starttls']);

@@ -54,6 +54,9 @@ describe('SMTP config', () => {
     ['    relay_account: printer@example.com', /listeners\[0\]\.allow: relay_account needs allow.*never an open relay/],
     ['    relay_account: printer@example.com\n    allow: [0.0.0.0/0]', /open relay/],
     ['    relay_account: printer@example.com\n    allow: ["::/0"]', /open relay/],
+    ['    relay_account: printer@example.com\n    allow: ["0.0.0.0/00"]', /allow\[0\]: expected an IP address or CIDR/],
+    ['    relay_account: printer@example.com\n    allow: [192.168.1.0/24, 0.0.0.0/1, 128.0.0.0/1]', /allow\[1\]: a public network.*open relay/],
+    ['    relay_account: printer@example.com\n    allow: ["::ffff:0:0/96"]', /IPv4-mapped.*open relay/],
     ['    relay_account: nobody@example.com\n    allow: [10.0.0.0/8]', /relay_account.*no account "nobody@example.com"/s],
     ['    relay_account: ropc@example.com\n    allow: [10.0.0.0/8]', /flow "password" account needs its password/],
   ])('refuses %j', (listener, message) => {
