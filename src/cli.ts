@@ -10,6 +10,8 @@ import { describeError } from './errors.js';
 interface Command {
   summary: string;
   usage: string;
+  /** Names of the positional arguments, all required ("ACCOUNT"); more are refused. */
+  args?: readonly string[];
   options: NonNullable<ParseArgsConfig['options']>;
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
@@ -32,16 +34,18 @@ const COMMANDS: Record<string, Command> = {
   auth: {
     summary: 'sign ACCOUNT in interactively (device code or browser) and store its tokens',
     usage: 'auth ACCOUNT [-c config.yaml] [--method browser|device] [--port N]',
+    args: ['ACCOUNT'],
     options: { ...configOption, method: { type: 'string' }, port: { type: 'string' } },
     run: (v, p) => {
       const method = v.method === undefined ? undefined : String(v.method);
-      if (method !== undefined && method !== 'browser' && method !== 'device') throw new Error('--method must be browser or device');
-      return runAuthCommand({ configPath: String(v.config), username: p[0], method, port: v.port === undefined ? undefined : Number(v.port) });
+      if (method !== undefined && method !== 'browser' && method !== 'device') throw new UsageError('--method must be browser or device');
+      return runAuthCommand({ configPath: String(v.config), username: p[0], method, port: v.port === undefined ? undefined : portNumber('--port', v.port) });
     },
   },
   token: {
     summary: 'print a fresh access token for ACCOUNT (for passwordeval in msmtp, mutt, isync)',
     usage: 'token ACCOUNT [-c config.yaml]',
+    args: ['ACCOUNT'],
     options: configOption,
     run: (v, p) => runTokenCommand(String(v.config), p[0]),
   },
@@ -59,9 +63,21 @@ const COMMANDS: Record<string, Command> = {
       'smtp-port': { type: 'string', default: '1587' },
       'admin-port': { type: 'string', default: '8025' },
     },
-    run: (v) => runDemoCommand({ dir: String(v.dir), port: Number(v.port), pop3Port: Number(v['pop3-port']), smtpPort: Number(v['smtp-port']), adminPort: Number(v['admin-port']) }),
+    run: (v) => runDemoCommand({
+      dir: String(v.dir), port: portNumber('--port', v.port), pop3Port: portNumber('--pop3-port', v['pop3-port']),
+      smtpPort: portNumber('--smtp-port', v['smtp-port']), adminPort: portNumber('--admin-port', v['admin-port']),
+    }),
   },
 };
+
+/** A mistake in how the command was called: exit code 2 and the command's usage, as for an unknown command. */
+class UsageError extends Error {}
+
+function portNumber(option: string, value: string | boolean | undefined): number {
+  const port = Number(value);
+  if (typeof value !== 'string' || !/^\d{1,5}$/.test(value) || port > 65535) throw new UsageError(`${option} must be a port number (0 picks a free one)`);
+  return port;
+}
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
@@ -92,17 +108,34 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`oauth-mail-proxy: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { ...command.options, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(commandHelp(command));
-    return 0;
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(commandHelp(command));
+      return 0;
+    }
+    checkPositionals(command, positionals);
+    return await command.run(values as Record<string, string | boolean | undefined>, positionals);
+  } catch (err) {
+    // parseArgs throws TypeErrors with a code (ERR_PARSE_ARGS_UNKNOWN_OPTION...) for what was typed.
+    const typed = err instanceof UsageError || String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+    if (!typed) throw err;
+    process.stderr.write(`oauth-mail-proxy ${name}: ${(err as Error).message}\n\n${commandHelp(command)}`);
+    return 2;
   }
-  return command.run(values as Record<string, string | boolean | undefined>, positionals);
+}
+
+function checkPositionals(command: Command, positionals: string[]): void {
+  const names = command.args ?? [];
+  const missing = names[positionals.length];
+  if (missing) throw new UsageError(`missing ${missing}`);
+  const extra = positionals[names.length];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
 }
 
 main(process.argv.slice(2)).then(

@@ -54,7 +54,8 @@ export async function runTokenCommand(configPath: string, username: string | und
     return 2;
   }
   const config = loadConfigFile(configPath);
-  const log = createLogger({ level: 'warn', format: config.log.format, destination: process.stderr });
+  // Errors only: a failure is said once, in words, below; warnings would add JSON lines to it.
+  const log = createLogger({ level: 'error', format: config.log.format, destination: process.stderr });
   const account = config.accounts.find((a) => a.username.toLowerCase() === username.toLowerCase());
   if (!account) {
     process.stderr.write(`oauth-mail-proxy: no account "${username}" in ${configPath}\n`);
@@ -95,6 +96,7 @@ export async function runCheckCommand(configPath: string): Promise<number> {
 /** `hash-password`: prompt twice on a terminal (no echo), or read one line from stdin. */
 export async function runHashPasswordCommand(): Promise<number> {
   const password = process.stdin.isTTY ? await promptTwice() : await readFirstLine();
+  if (password === undefined) return 1; // the two typed passwords differed; already said
   if (!password) {
     process.stderr.write('oauth-mail-proxy: empty password\n');
     return 1;

@@ -54,8 +54,12 @@ export function describeError(err: unknown): string {
   let cur: unknown = err;
   for (let depth = 0; cur && depth < 4; depth++) {
     if (cur instanceof Error) {
+      const { message } = cur;
       const code = (cur as { code?: unknown }).code;
-      parts.push(typeof code === 'string' && !(cur instanceof ProxyError) ? `${cur.message} (${code})` : cur.message);
+      // A cause that a message already quotes (`cannot listen on X: ${describeError(err)}`) is not said twice.
+      if (!parts.some((part) => part.includes(message))) {
+        parts.push(typeof code === 'string' && !(cur instanceof ProxyError) ? `${message} (${code})` : message);
+      }
       cur = cur.cause;
     } else {
       parts.push(String(cur));

@@ -37,6 +37,22 @@ describe('the oauth-mail-proxy command', () => {
     expect((await runCli(['frobnicate'])).code).toBe(2);
   });
 
+  it.each([
+    [['token'], /token: missing ACCOUNT/],
+    [['token', 'a@example.com', 'b@example.com'], /token: unexpected argument "b@example.com"/],
+    [['hash-password', 'extra'], /hash-password: unexpected argument "extra"/],
+    [['serve', '--bogus'], /serve: Unknown option '--bogus'/],
+    [['check', '-c'], /check: Option '-c, --config <value>' argument missing/],
+    [['demo', '--port', 'x'], /demo: --port must be a port number/],
+    [['auth', 'a@example.com', '--method', 'carrier-pigeon'], /auth: --method must be browser or device/],
+  ])('refuses %j with exit code 2 and the command\'s usage', async (args, message) => {
+    const { code, stdout, stderr } = await runCli(args);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(message);
+    expect(stderr).toContain(`Usage: oauth-mail-proxy ${args[0]}`);
+  });
+
   it('hash-password reads stdin and prints a hash that verifies', async () => {
     const { code, stdout } = await runCli(['hash-password'], 'my local pw\n');
     expect(code).toBe(0);
@@ -44,6 +60,35 @@ describe('the oauth-mail-proxy command', () => {
     expect(hash).toMatch(/^scrypt\$/);
     expect(await verifyScryptHash(hash, new Secret('my local pw'))).toBe(true);
     expect(await verifyScryptHash(hash, new Secret('my local pW'))).toBe(false);
+  });
+
+  it('hash-password on a terminal refuses two different passwords with one message', async () => {
+    // The prompt path needs a terminal: python3's pty gives the command one and types the answers.
+    const typist = [
+      'import os, pty, sys, time',
+      'pid, fd = pty.fork()',
+      'if pid == 0: os.execv(sys.argv[1], sys.argv[1:])',
+      'out = b""',
+      'def read(marker=None):',
+      '    global out',
+      '    end = time.time() + 10',
+      '    while (marker is None or marker not in out) and time.time() < end:',
+      '        try: chunk = os.read(fd, 1024)',
+      '        except OSError: return',
+      '        if not chunk: return',
+      '        out += chunk',
+      'read(b"Password: "); os.write(fd, b"first\\r")',
+      'read(b"Again: "); os.write(fd, b"second\\r")',
+      'read()',
+      '_, status = os.waitpid(pid, 0)',
+      'sys.stdout.write(out.decode(errors="replace"))',
+      'sys.exit(os.waitstatus_to_exitcode(status))',
+    ].join('\n');
+    const run = await exec('python3', ['-c', typist, process.execPath, CLI, 'hash-password']).then(() => ({ code: 0, stdout: '' }), (err: { code: number; stdout: string }) => err);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('the two passwords differ');
+    expect(run.stdout).not.toContain('empty password');
+    expect(run.stdout).not.toMatch(/scrypt\$/);
   });
 
   it('token ACCOUNT prints a fresh access token the server accepts, and nothing else', async () => {
