@@ -4,7 +4,7 @@ import type { AccountSettings } from '../config/resolve.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Secret } from '../secret.js';
-import { DigestCache, hashPassword, parseScryptHash, verifyScryptHash } from './password.js';
+import { DigestCache, parseScryptHash, verifyScryptHash } from './password.js';
 import { LoginThrottle } from './throttle.js';
 import type { AuthEvents, Authenticator, ClientInfo } from './types.js';
 
@@ -20,7 +20,7 @@ export class AccountRegistry implements Authenticator {
   readonly #log: Logger;
   readonly #events: AuthEvents;
   /** What an unknown user's password is checked against, so that it costs what a known one's does. */
-  #decoy: Promise<string> | string | undefined;
+  #decoy: string | undefined;
 
   constructor(accounts: AccountSettings[], log: Logger, throttle = new LoginThrottle(), events: AuthEvents = {}) {
     this.#log = log;
@@ -108,12 +108,12 @@ export class AccountRegistry implements Authenticator {
   /**
    * An unknown user takes as long to refuse as a wrong password for a known one, so that the
    * time of the answer does not tell which user names exist: the password is checked against
-   * the costliest configured hash and the result thrown away, or, with no hashes configured,
-   * against a throwaway hash of the default cost.
+   * the costliest configured hash and the result thrown away. With no hashes configured, known
+   * users are checked by digest in microseconds, and so is an unknown one.
    */
   async #burnTime(password: Secret): Promise<boolean> {
-    this.#decoy ??= hashPassword(new Secret('not-a-password'));
-    await verifyScryptHash(await this.#decoy, password);
+    if (this.#decoy) await verifyScryptHash(this.#decoy, password);
+    else timingSafeEqual(this.#digests.digest(password, ''), this.#digests.digest(password, '\0'));
     return false;
   }
 }

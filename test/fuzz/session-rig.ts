@@ -66,7 +66,7 @@ export async function startSessionRig(target: FuzzTarget, options: RigOptions = 
   const server: UpstreamServer = { host: '127.0.0.1', port: upstream.port, tls: 'starttls', insecureSkipVerify: false };
   const listener = fuzzListener(target.protocol, options.listener);
   const noThrottle = new LoginThrottle({ freeFailures: Number.MAX_SAFE_INTEGER, lockoutAfter: Number.MAX_SAFE_INTEGER });
-  // One registry for the whole run: building one costs a key derivation (its dummy hash).
+  // One registry for the whole run.
   const registry = new AccountRegistry([fuzzAccount({ [target.protocol]: server })], pino({ level: 'silent' }), noThrottle);
   const shutdown = new AbortController();
   setMaxListeners(0, shutdown.signal); // as the real listener does: every session listens
