@@ -9,7 +9,9 @@ import { acceptTls, type LocalTlsSource } from './local-tls.js';
 
 /**
  * Runs one protocol dialogue on an accepted connection. `shutdown` aborts when the listener
- * closes, so a session that has not logged in yet can say goodbye at once.
+ * closes, so a session that has not logged in yet can say goodbye at once. The socket is
+ * half-open: the client's FIN ('end') leaves our side open, and the handler ends it once it has
+ * answered (or sets `allowHalfOpen` false, as the SMTP handler does).
  */
 export type ConnectionHandler = (socket: Socket, client: ClientInfo, shutdown: AbortSignal) => Promise<void>;
 
@@ -74,7 +76,14 @@ class TcpListener implements Listener {
     this.#allow = allowList(config.allow);
     // Every session listens for shutdown: hundreds of listeners on this signal are by design.
     setMaxListeners(0, this.#shutdown.signal);
-    this.#server = createServer({ noDelay: true }, (raw) => this.#accept(raw));
+    // Half-open: a client's FIN ends what it sends, not what it reads (RFC 9293 section 3.6).
+    // `printf '...' | nc -N` sends its commands and its FIN at once; Node's default would end
+    // our side at that FIN and close the socket, and the replies to those commands, which
+    // take an upstream login to write, would have nowhere to go (SPEC section 5: never a
+    // silent disconnect). IMAP and POP3 end our side themselves once everything sent before
+    // the FIN is answered (the line reader's end of input, then the relay); SMTP opts out
+    // (src/smtp/server.ts). A TLS socket inherits this from the socket it wraps.
+    this.#server = createServer({ noDelay: true, allowHalfOpen: true }, (raw) => this.#accept(raw));
   }
 
   listen(host: string, port: number): Promise<void> {

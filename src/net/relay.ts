@@ -23,8 +23,10 @@ export interface RelayResult {
 
 /**
  * Pipes bytes both ways untouched until both sides are closed. Backpressure: a side that
- * cannot take more pauses the other (no unbounded buffering). When one side ends, the other
- * is ended and gets RELAY_CLOSE_GRACE_MS to close; an error on either side destroys both.
+ * cannot take more pauses the other (no unbounded buffering). A side's FIN is passed on to the
+ * other, which may still answer (a half-close); from then on RELAY_CLOSE_GRACE_MS of silence
+ * ends the relay. When one side closes, the other is ended and gets RELAY_CLOSE_GRACE_MS to
+ * close; an error on either side destroys both.
  */
 export function relay(client: Duplex, upstream: Duplex, options: RelayOptions): Promise<RelayResult> {
   return new Relay(client, upstream, options).done;
@@ -50,7 +52,8 @@ class Relay {
   readonly done: Promise<RelayResult>;
   readonly #client: Duplex;
   readonly #upstream: Duplex;
-  readonly #idleTimeoutMs: number;
+  /** Shortened to RELAY_CLOSE_GRACE_MS once a side has half-closed (#ended). */
+  #idleTimeoutMs: number;
   readonly #signal: AbortSignal | undefined;
   readonly #result: RelayResult = { bytesFromClient: 0, bytesFromServer: 0, reason: 'client_closed' };
   #resolve!: (result: RelayResult) => void;
@@ -113,9 +116,10 @@ class Relay {
         to.once('drain', () => from.resume());
       }
     });
-    from.on('end', () => {
-      if (!to.destroyed && !to.writableEnded) to.end();
-    });
+    // A client that half-closed during the login had its 'end' then (the line reader saw it):
+    // its FIN is passed on now, after the leftover written before this.
+    if (from.readableEnded) queueMicrotask(() => this.#ended(name, to));
+    else from.on('end', () => this.#ended(name, to));
     from.on('error', () => this.#destroyAll(`${name}_error`));
     // 'close' comes once: `on`, not `once`, spares a wrapper per listener for the session's life.
     if (from.closed) queueMicrotask(() => this.#closed(name, to));
@@ -147,6 +151,23 @@ class Relay {
     uncork(this.#upstream);
     this.#client.destroy();
     this.#upstream.destroy();
+  }
+
+  /**
+   * `from` sent its FIN: it has nothing more to say but may still read (RFC 9293 section 3.6),
+   * so the FIN is passed on and the other side may answer what it was sent before it (`nc -N`,
+   * a pipelined LOGOUT). A server answers and closes; one that does neither, or a client that
+   * never closes after the server's FIN, must not hold the session for the idle timeout
+   * (31 min): from now on RELAY_CLOSE_GRACE_MS of silence ends the relay.
+   */
+  #ended(name: 'client' | 'server', to: Duplex): void {
+    this.#setReason(`${name}_closed`);
+    if (!to.destroyed && !to.writableEnded) to.end();
+    if (this.#idleTimeoutMs <= RELAY_CLOSE_GRACE_MS) return;
+    this.#idleTimeoutMs = RELAY_CLOSE_GRACE_MS;
+    this.#lastActivity = Date.now();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(this.#checkIdle, RELAY_CLOSE_GRACE_MS);
   }
 
   #closed(name: 'client' | 'server', other: Duplex): void {

@@ -42,6 +42,12 @@ export function createSmtpHandler(deps: SmtpSessionDeps): ConnectionHandler {
   server.on('error', (err: Error) => deps.log.debug({ event: 'smtp.connection_error', reason: describeError(err) }, 'SMTP connection error'));
   const { tls } = deps;
   return (socket, client, shutdown) => {
+    // Not half-open, unlike the IMAP and POP3 listeners (src/net/listener.ts): smtp-server
+    // (3.21) writes a reply only while its socket's readyState is 'open', readable and
+    // writable both, so after a client's FIN it would drop every reply without a word and
+    // keep the socket until QUIT or the idle timeout. Ended at the FIN, as smtp-server
+    // expects, the session at least ends at once. A TLS socket made after STARTTLS inherits this.
+    socket.allowHalfOpen = false;
     // STARTTLS uses the '*' context: ours, with the listener's certificate and min_tls_version
     // (and the legacy ciphers TLS 1.0 needs), instead of smtp-server's built-in test
     // certificate. Set per connection, because a reload may have renewed the certificate.

@@ -108,6 +108,28 @@ export class WireClient {
     this.listen();
   }
 
+  /**
+   * Half-closes: sends our FIN (over TLS a close_notify first) and goes on reading, as
+   * `printf ... | nc -N` does (RFC 9293 section 3.6: a closed side may still receive).
+   */
+  endInput(): void {
+    this.socket.end();
+  }
+
+  /** Every line left until the server closes; rejects if it has not closed within `timeoutMs`. */
+  async readUntilClosed(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    const lines: string[] = [];
+    for (;;) {
+      try {
+        lines.push(await this.readLine(Math.max(1, deadline - Date.now())));
+      } catch (err) {
+        if (this.closed && this.buffer === '') return lines;
+        throw new Error(`${(err as Error).message}; lines so far: ${JSON.stringify(lines)}`);
+      }
+    }
+  }
+
   /** True once the server has closed the connection. */
   get isClosed(): boolean {
     return this.closed;

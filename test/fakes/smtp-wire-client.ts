@@ -131,6 +131,11 @@ export class SmtpWireClient {
     return reply;
   }
 
+  /** Half-closes: sends our FIN (over TLS a close_notify first) and goes on reading. */
+  endInput(): void {
+    this.socket.end();
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

@@ -12,9 +12,10 @@ afterEach(async () => {
   await Promise.all(listeners.splice(0).map((l) => l.close(500)));
 });
 
-/** Greets with "hello <address>" and waits for the client to close. */
+/** Greets with "hello <address>" and waits for the client to close; ends its side at the client's FIN (half-open). */
 const greeter: ConnectionHandler = async (socket, client) => {
   socket.write(`hello ${client.address}\n`);
+  socket.once('end', () => socket.end());
   await new Promise((resolve) => socket.once('close', resolve).resume());
 };
 

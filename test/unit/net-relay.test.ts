@@ -1,8 +1,8 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { RELAY_WRITE_BATCH_BYTES } from '../../src/limits.js';
+import { RELAY_CLOSE_GRACE_MS, RELAY_WRITE_BATCH_BYTES } from '../../src/limits.js';
 import { relay } from '../../src/net/relay.js';
 import { tcpPair as pair } from './helpers/tcp-pair.js';
 
@@ -121,6 +121,45 @@ describe('relay', () => {
     const aborted = relay(a, b, { idleTimeoutMs: 10_000, signal: controller.signal });
     controller.abort();
     expect((await aborted).reason).toBe('aborted');
+  });
+
+  it('passes on a FIN that came before it started, after the leftover, and relays the answer to it', async () => {
+    // A client that sent `a LOGIN ...\r\nb NOOP\r\n` and its FIN at once: the login's reader
+    // took the LOGIN, kept the NOOP as leftover and saw the end of input, all before the relay.
+    const [client, proxyClientSide] = await pair({ allowHalfOpen: true });
+    const [proxyServerSide, server] = await pair({ allowHalfOpen: true });
+    client.end();
+    proxyClientSide.resume();
+    await once(proxyClientSide, 'end');
+    const atServer = collect(server);
+    const atClient = collect(client);
+    const serverEnded = once(server, 'end');
+    const clientClosed = once(client, 'close');
+    const done = relay(proxyClientSide, proxyServerSide, { clientLeftover: Buffer.from('b NOOP\r\n'), idleTimeoutMs: 10_000 });
+    await serverEnded;
+    expect(atServer.text()).toBe('b NOOP\r\n');
+    server.end('b OK\r\n');
+    expect((await done).reason).toBe('client_closed');
+    await clientClosed;
+    expect(atClient.text()).toBe('b OK\r\n');
+  });
+
+  it('after a FIN, still relays the answer, and ends after RELAY_CLOSE_GRACE_MS of silence, not the idle timeout', async () => {
+    const [client, proxyClientSide] = await pair({ allowHalfOpen: true });
+    // A server that neither closes at our FIN nor says anything more after its answer.
+    const [proxyServerSide, server] = await pair({ allowHalfOpen: true });
+    const atClient = collect(client);
+    const done = relay(proxyClientSide, proxyServerSide, { idleTimeoutMs: 60_000 });
+    client.end();
+    await once(server, 'end');
+    const started = Date.now();
+    server.write('* late answer\r\n');
+    const result = await done;
+    const elapsed = Date.now() - started;
+    expect(result.reason).toBe('client_closed');
+    expect(atClient.text()).toBe('* late answer\r\n');
+    expect(elapsed).toBeGreaterThanOrEqual(RELAY_CLOSE_GRACE_MS - 100);
+    expect(elapsed).toBeLessThan(RELAY_CLOSE_GRACE_MS + 3000);
   });
 
   it('leaves no listener on a long-lived signal once both sides are closed, and none on the sockets', async () => {
