@@ -1,6 +1,7 @@
 import { domainToASCII } from 'node:url';
 import type { AccountSettings } from '../config/resolve.js';
 import { MAX_SMTP_HEADER_REWRITE_BYTES } from '../limits.js';
+import { displayNameToKeep } from './from-header.js';
 
 /**
  * What the proxy changes in a message on its way upstream, per account: the envelope sender
@@ -45,10 +46,12 @@ export function mailParameters(args: Record<string, string | true> | false, exte
  * Streams a message with its From header field rewritten to `address`, keeping the display
  * name (RFC 5322 section 3.6.2). Only the header section is held, up to
  * MAX_SMTP_HEADER_REWRITE_BYTES; a longer one passes unchanged; the body is never buffered.
+ * `onRead` is told the size of each chunk as the client sent it, before the rewrite.
  */
-export async function* rewriteFromHeader(chunks: AsyncIterable<Buffer>, address: string): AsyncGenerator<Buffer> {
+export async function* rewriteFromHeader(chunks: AsyncIterable<Buffer>, address: string, onRead?: (bytes: number) => void): AsyncGenerator<Buffer> {
   let head: Buffer | undefined = Buffer.alloc(0);
   for await (const chunk of chunks) {
+    onRead?.(chunk.length);
     if (!head) {
       yield chunk;
       continue;
@@ -89,17 +92,10 @@ export function rewriteHeaderSection(header: Buffer, address: string): Buffer {
     let value = line.slice(line.indexOf(':') + 1);
     while (i + 1 < lines.length && /^[ \t]/.test(lines[i + 1] ?? '')) value += lines[++i];
     const eol = /\r?\n$/.exec(value)?.[0] ?? '\r\n';
-    const display = displayName(value.replace(/\r?\n/g, '').trim());
+    // Unfolding removes the line breaks only (RFC 5322 section 2.2.3); the name keeps every other byte.
+    const display = displayNameToKeep(value.replace(/\r?\n/g, ''));
     out.push(`From: ${display ? `${display} ` : ''}<${address}>${eol}`);
   }
   return Buffer.from(out.join(''), 'latin1');
 }
 
-/** `"Name" <a@b>` and `Name <a@b>` keep what precedes the angle bracket; `a@b (Name)` its comment. */
-function displayName(value: string): string {
-  const angle = value.indexOf('<');
-  if (angle > 0) return value.slice(0, angle).trim();
-  const comment = /\(([^()]*)\)/.exec(value);
-  const name = comment?.[1]?.trim();
-  return name ? `"${name.replace(/["\\]/g, '\\$&')}"` : '';
-}
