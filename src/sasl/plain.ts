@@ -32,6 +32,15 @@ export function decodePlain(base64: string): PlainCredentials {
   return { authzid, authcid, password: new Secret(password) };
 }
 
+/**
+ * RFC 4616 section 2: the server must refuse unless the authenticated user may act as the
+ * authorization identity. A local password grants no one the right to act as another user, so
+ * only an empty authzid or the user's own name (case-insensitively, as user names match) passes.
+ */
+export function actsAsItself(authzid: string | undefined, username: string): boolean {
+  return !authzid || authzid.toLowerCase() === username.toLowerCase();
+}
+
 /** Encodes PLAIN, for tests and for clients of our own listeners. */
 export function encodePlain(authcid: string, password: Secret, authzid = ''): string {
   return Buffer.from(`${authzid}\0${authcid}\0${password.reveal()}`, 'utf8').toString('base64');

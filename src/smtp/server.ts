@@ -63,9 +63,7 @@ function serverOptions(deps: SmtpSessionDeps, live: Map<string, Live>): SMTPServ
     banner: SMTP_REPLIES.banner,
     // Our listener did the TLS handshake of an implicit TLS port already; this tells smtp-server.
     secure: listener.tls === 'implicit',
-    // A plaintext port offers no STARTTLS, so AUTH is allowed without it (after HELO too); a
-    // STARTTLS port refuses AUTH before TLS (538), as RFC 8314 wants for passwords.
-    disabledCommands: listener.tls === 'none' ? ['STARTTLS'] : [],
+    disabledCommands: disabledBeforeTls(listener.tls),
     authMethods: ['PLAIN', 'LOGIN'],
     // A relay listener lets MAIL through to our hook, which requires AUTH outside its networks.
     authOptional: listener.relay_account !== undefined,
@@ -80,6 +78,20 @@ function serverOptions(deps: SmtpSessionDeps, live: Map<string, Live>): SMTPServ
   };
 }
 
+/**
+ * A plaintext port offers no STARTTLS, so AUTH is allowed without it (after HELO too). A
+ * STARTTLS port takes no password before TLS (RFC 8314 section 3) and, like IMAP's
+ * LOGINDISABLED and POP3's CAPA before STLS, does not offer AUTH in EHLO until then (RFC 4954
+ * section 4 lets a server offer mechanisms only after TLS): a client that saw AUTH would send
+ * its password and fail on 538 rather than do STARTTLS first. onSecure lifts the ban for the
+ * session (smtp-server's documented per-session `disabledCommands`). MAIL without AUTH still
+ * reaches our hook, which lets relay networks send and tells everyone else 530.
+ */
+function disabledBeforeTls(tls: SmtpSessionDeps['listener']['tls']): string[] {
+  if (tls === 'none') return ['STARTTLS'];
+  return tls === 'starttls' ? ['AUTH'] : [];
+}
+
 /** The smtp-server hooks: each finds its session and runs one step of session.ts or transaction.ts. */
 function hooks(live: Map<string, Live>): Pick<SMTPServerOptions, 'onAuth' | 'onMailFrom' | 'onRcptTo' | 'onData' | 'onSecure' | 'onClose'> {
   const run = <T>(session: SMTPServerSession, name: string, step: (l: Live) => Promise<T>, done: (err: Error | null, value?: T) => void): void => {
@@ -90,7 +102,8 @@ function hooks(live: Map<string, Live>): Pick<SMTPServerOptions, 'onAuth' | 'onM
   return {
     onAuth: (auth, session, callback) => run(session, 'auth', async ({ s }) => {
       try {
-        await authenticateClient(s, auth.username ?? '', new Secret(auth.password ?? ''), auth.method);
+        const login = { username: auth.username ?? '', password: new Secret(auth.password ?? ''), method: auth.method, authzid: auth.authzid };
+        await authenticateClient(s, login);
       } catch (err) {
         throw smtpErrorReply(err, 'login');
       }
@@ -109,6 +122,7 @@ function hooks(live: Map<string, Live>): Pick<SMTPServerOptions, 'onAuth' | 'onM
     }),
     // RFC 3207 section 4.2: after STARTTLS nothing learnt before it counts.
     onSecure: (_socket, session, callback) => {
+      session.disabledCommands = [];
       const l = live.get(session.id);
       if (!l?.s.account) return callback();
       void dropUpstream(l.s, true).finally(() => callback());
@@ -117,7 +131,11 @@ function hooks(live: Map<string, Live>): Pick<SMTPServerOptions, 'onAuth' | 'onM
   };
 }
 
-/** Hooks throw the reply for the client; anything else is a bug, logged and answered 451. */
+/**
+ * Hooks throw the reply for the client; a client that hung up in the middle of its message is
+ * its own doing (the partial message was not passed on: transaction.ts dropped the upstream);
+ * anything else is a bug, logged and answered 451.
+ */
 function asReply(s: SmtpSession, step: string, err: unknown): SmtpReplyError {
   if (err instanceof Error && typeof (err as Partial<SmtpReplyError>).responseCode === 'number') {
     const reply = err as SmtpReplyError;
@@ -125,8 +143,18 @@ function asReply(s: SmtpSession, step: string, err: unknown): SmtpReplyError {
     s.log.info({ event: 'smtp.refused', step, code: reply.responseCode }, `${step} refused with ${reply.responseCode}`);
     return reply;
   }
+  if (clientClosed(err)) {
+    s.end.outcome = 'client_closed_in_data';
+    s.log.info({ event: 'smtp.client_closed', step }, 'client closed the connection during DATA; the partial message was not delivered');
+    return SMTP_REPLIES.closing();
+  }
   s.log.error({ event: 'session.error', step, err: describeError(err) }, 'SMTP step failed');
   return smtpErrorReply(err, 'transaction');
+}
+
+/** smtp-server ends the DATA stream with this code when the client's connection closes under it. */
+function clientClosed(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ECONNECTION';
 }
 
 async function runConnection(server: SMTPServer, live: Map<string, Live>, s: SmtpSession, socket: Socket, shutdown: AbortSignal): Promise<void> {

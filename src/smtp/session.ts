@@ -8,6 +8,7 @@ import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metric
 import { allowList } from '../net/listener.js';
 import type { LocalTlsSource } from '../net/local-tls.js';
 import { checkLocalLogin, loginUpstreamAs } from '../net/login-steps.js';
+import { actsAsItself } from '../sasl/plain.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
 import { loginSmtpUpstream, type UpstreamSmtpSession } from './upstream-client.js';
@@ -26,6 +27,9 @@ export interface SmtpSessionDeps {
   /** Sessions, bytes and upstream login times for /metrics and the status page. */
   metrics?: SessionMetrics | undefined;
 }
+
+/** A name `refuseAuthzid` gives the registry so that it counts a failure: no account has a NUL in its name. */
+const NO_SUCH_USER = '\0authzid-refused';
 
 /** One client connection's state, read and updated by the hooks in transaction.ts and server.ts. */
 export interface SmtpSession {
@@ -86,10 +90,20 @@ export function relayAccountFor(s: SmtpSession): AccountSettings | undefined {
   return accounts.find(listener.relay_account);
 }
 
+/** AUTH as smtp-server hands it to onAuth; `authzid` is PLAIN's authorization identity. */
+export interface ClientLogin {
+  username: string;
+  password: Secret;
+  method: string;
+  authzid?: string | undefined;
+}
+
 /** The local login (AUTH PLAIN or LOGIN), then the upstream login. Throws what the client is told. */
-export async function authenticateClient(s: SmtpSession, username: string, password: Secret, method: string): Promise<void> {
+export async function authenticateClient(s: SmtpSession, login: ClientLogin): Promise<void> {
+  const { username, password, method } = login;
   let account: AccountSettings;
   try {
+    if (!actsAsItself(login.authzid, username)) await refuseAuthzid(s, login);
     account = await checkLocalLogin(s, s.deps.accounts, { username, password, method });
   } catch (err) {
     s.end.outcome = 'auth_failed';
@@ -98,6 +112,20 @@ export async function authenticateClient(s: SmtpSession, username: string, passw
   const keep = account.flow === 'password' ? password : undefined;
   await connectAs(s, account, keep);
   Object.assign(s.end, { account: account.username, method });
+}
+
+/**
+ * RFC 4616 section 2: PLAIN with an authorization identity other than the user is refused,
+ * whatever the password, and counts as a failed login from this address (delay, lockout,
+ * metrics) just as a wrong password does. The registry counts failures only inside
+ * `authenticate`, so it is asked about a user name no account can have (user names never hold
+ * a NUL, and PLAIN cannot carry one): an unknown user's failure, without checking the password.
+ */
+async function refuseAuthzid(s: SmtpSession, login: ClientLogin): Promise<never> {
+  await s.deps.accounts.authenticate(NO_SUCH_USER, login.password, s.client).catch(() => undefined);
+  const reason = 'PLAIN authorization identity differs from the user name';
+  s.log.info({ event: 'auth.fail', username: login.username, method: login.method, reason }, 'local login refused');
+  throw new ProxyError('auth_failed', reason);
 }
 
 /**

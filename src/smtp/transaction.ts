@@ -54,12 +54,16 @@ export async function transferMessage(s: SmtpSession, stream: SMTPServerDataStre
   const begin = await step(() => upstream.beginData(s.gone.signal));
   if (begin.code !== 354) throw upstreamReplyError(begin);
   const max = s.deps.listener.max_message_size;
-  const body = account.rewriteFromHeader ? rewriteFromHeader(stream, account.upstreamUsername) : stream;
+  // RFC 1870: the limit (and the SIZE we announced) is on the message as the client sends it,
+  // so what our From rewrite adds is not counted. Without a rewrite the loop counts itself,
+  // keeping the common path free of a generator per chunk.
   let size = 0;
+  const rewrite = account.rewriteFromHeader === true;
+  const body = rewrite ? rewriteFromHeader(stream, account.upstreamUsername, (n) => { size += n; }) : stream;
   let failure: unknown;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
+      if (!rewrite) size += chunk.length;
       if (failure !== undefined) continue;
       if (size > max) failure = SMTP_REPLIES.messageTooBig(max);
       else {
@@ -86,11 +90,15 @@ export async function transferMessage(s: SmtpSession, stream: SMTPServerDataStre
   return upstreamReplyText(end);
 }
 
-/** Relay mode: no AUTH, so the client's address decides; outside the relay networks AUTH is required. */
+/**
+ * MAIL without AUTH: on a relay listener the client's address decides; outside the relay
+ * networks, and on any other listener (a STARTTLS one before TLS lets MAIL through to us,
+ * see server.ts), AUTH is required.
+ */
 function relayAccount(s: SmtpSession): NonNullable<SmtpSession['account']> {
   const account = relayAccountFor(s);
   if (!account) {
-    s.log.info({ event: 'relay.refused' }, 'MAIL without AUTH from outside the relay networks refused');
+    if (s.deps.listener.relay_account) s.log.info({ event: 'relay.refused' }, 'MAIL without AUTH from outside the relay networks refused');
     throw SMTP_REPLIES.authRequired();
   }
   Object.assign(s.end, { account: account.username, method: 'relay' });

@@ -141,22 +141,6 @@ describe('SMTP clients through the built proxy', () => {
     }
   });
 
-  it('a STARTTLS listener takes no password before TLS, and announces AUTH only after it', async () => {
-    const c = await SmtpWireClient.open({ port: starttls });
-    try {
-      const ehlo = await c.command('EHLO client.test');
-      expect(ehlo.lines).toContain('250-STARTTLS');
-      expect(await c.authPlain(USER, LOCAL_PASSWORD)).toMatchObject({ code: 538 });
-      await c.startTls(up.certs.caPem);
-      const again = await c.command('EHLO client.test');
-      expect(again.lines).toEqual(expect.arrayContaining(['250-AUTH PLAIN LOGIN', '250-8BITMIME', '250-SMTPUTF8', '250-PIPELINING']));
-      expect(again.lines.at(-1)).toBe('250 SIZE 52428800');
-      expect((await c.authPlain(USER, LOCAL_PASSWORD)).code).toBe(235);
-    } finally {
-      c.close();
-    }
-  });
-
   it('a wrong local password is 535 5.7.8, and the upstream is never contacted', async () => {
     const before = up.smtp.auths.length;
     const c = await SmtpWireClient.open({ port: plain });

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpWireClient } from '../fakes/smtp-wire-client.js';
 import { LOCAL_PASSWORD, TOKEN_PATTERN, USER, type ProxyRun } from './harness.js';
-import { startSmtpProxy, startSmtpUpstreams, testMessage, writeSmtpProxyConfig, type SmtpUpstreams } from './smtp-harness.js';
+import {
+  PRINTER, PRINTER_PASSWORD, startSmtpProxy, startSmtpUpstreams, testMessage, writeSmtpProxyConfig, type SmtpUpstreams,
+} from './smtp-harness.js';
 
 /** Per-listener limits (message size, recipients, idle and login time) and shutdown, through the built proxy. */
 
@@ -10,6 +12,8 @@ let up: SmtpUpstreams;
 let proxy: ProxyRun;
 let limited: number;
 let impatient: number;
+/** max_message_size 2000, where the printer account's From is rewritten. */
+let rewriting: number;
 
 beforeAll(async () => {
   up = await startSmtpUpstreams();
@@ -17,11 +21,12 @@ beforeAll(async () => {
     listeners: [
       { extra: 'max_message_size: 4000\n    max_recipients: 2' },
       { idleTimeout: 1, loginTimeout: 2 },
+      { extra: 'max_message_size: 2000' },
     ],
   });
-  const started = await startSmtpProxy(configPath, dir, 2);
+  const started = await startSmtpProxy(configPath, dir, 3);
   proxy = started.run;
-  [limited = 0, impatient = 0] = started.ports;
+  [limited = 0, impatient = 0, rewriting = 0] = started.ports;
 });
 
 afterAll(async () => {
@@ -31,11 +36,17 @@ afterAll(async () => {
   expect(proxy.logs.join('\n')).not.toContain(LOCAL_PASSWORD);
 });
 
-async function loggedIn(port: number): Promise<SmtpWireClient> {
+async function loggedIn(port: number, user = USER, password = LOCAL_PASSWORD): Promise<SmtpWireClient> {
   const c = await SmtpWireClient.open({ port });
   await c.command('EHLO client.test');
-  expect((await c.authPlain(USER, LOCAL_PASSWORD)).code).toBe(235);
+  expect((await c.authPlain(user, password)).code).toBe(235);
   return c;
+}
+
+/** A message of exactly `size` bytes whose From the printer account's rewrite makes longer. */
+function sizedMessage(subject: string, size: number): Buffer {
+  const head = `From: a@b\r\nTo: bob@example.org\r\nSubject: ${subject}\r\n\r\n`;
+  return Buffer.from(`${head}${'x'.repeat(size - head.length - 2)}\r\n`);
 }
 
 describe('per-listener limits', () => {
@@ -73,6 +84,41 @@ describe('per-listener limits', () => {
     }
   });
 
+  it('the limit counts the message as the client sent it, not as the From rewrite lengthened it (RFC 1870)', async () => {
+    const c = await loggedIn(rewriting, PRINTER, PRINTER_PASSWORD);
+    try {
+      expect((await c.command(`MAIL FROM:<a@b> SIZE=1995`)).code).toBe(250);
+      expect((await c.command('RCPT TO:<bob@example.org>')).code).toBe(250);
+      const fits = sizedMessage('just fits', 1995);
+      expect(fits.length).toBe(1995);
+      expect((await c.data(fits)).end.code).toBe(250);
+      const got = up.smtp.messages.find((m) => m.data.includes('Subject: just fits'));
+      expect(got?.data.toString('latin1')).toBe(fits.toString('latin1').replace('From: a@b', `From: <${PRINTER}>`));
+      expect(got?.data.length).toBeGreaterThan(2000);
+      await c.command('MAIL FROM:<a@b>');
+      await c.command('RCPT TO:<bob@example.org>');
+      expect((await c.data(sizedMessage('one byte over', 2001))).end.code).toBe(552);
+    } finally {
+      c.close();
+    }
+    expect(up.smtp.messages.some((m) => m.data.includes('Subject: one byte over'))).toBe(false);
+  });
+
+  it('a client that hangs up during DATA is logged at info as its own doing, and nothing is delivered', async () => {
+    const c = await loggedIn(limited);
+    await c.command(`MAIL FROM:<${USER}>`);
+    await c.command('RCPT TO:<bob@example.org>');
+    expect((await c.command('DATA')).code).toBe(354);
+    c.send('From: a@b\r\nSubject: cut off\r\n\r\nhalf a messa');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    c.close();
+    const gone = await proxy.waitForEvent('smtp.client_closed');
+    expect(gone).toMatchObject({ level: 30, step: 'data' });
+    expect(await waitForSessionEnd(String(gone.session))).toMatchObject({ outcome: 'client_closed_in_data', messages: 0 });
+    expect(proxy.events('session.error')).toEqual([]);
+    expect(up.smtp.messages.some((m) => m.data.includes('Subject: cut off'))).toBe(false);
+  });
+
   it('idle_timeout closes a silent session with 421', async () => {
     const c = await SmtpWireClient.open({ port: impatient });
     await c.command('EHLO client.test');
@@ -100,6 +146,15 @@ describe('per-listener limits', () => {
     }
   });
 });
+
+async function waitForSessionEnd(session: string): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const end = proxy.events('session.end').find((e) => e.session === session);
+    if (end || Date.now() > deadline) return end;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 describe('shutdown', () => {
   it('SIGTERM: an idle session hears 421 4.3.2 at once; one in a transaction finishes its message first', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeBase64Strict } from '../../src/sasl/base64.js';
 import { LOGIN_PASSWORD_PROMPT, LOGIN_USERNAME_PROMPT, decodeLoginPassword, decodeLoginUsername } from '../../src/sasl/login.js';
 import { OAUTHBEARER_ERROR_ACK, encodeOAuthBearer, encodeSaslName } from '../../src/sasl/oauthbearer.js';
-import { decodePlain, encodePlain } from '../../src/sasl/plain.js';
+import { actsAsItself, decodePlain, encodePlain } from '../../src/sasl/plain.js';
 import { encodeXOAuth2, parseOAuthErrorChallenge } from '../../src/sasl/xoauth2.js';
 import { Secret } from '../../src/secret.js';
 
@@ -57,6 +57,14 @@ describe('PLAIN', () => {
     expect(creds.password.reveal()).toBe('pä ss');
     expect(String(creds.password)).toBe('[redacted]');
     expect(decodePlain(b64('admin\0alice\0pw')).authzid).toBe('admin');
+  });
+
+  it('an authorization identity passes only when empty or the user itself, case-insensitively (RFC 4616 section 2)', () => {
+    expect(actsAsItself('', 'alice@example.com')).toBe(true);
+    expect(actsAsItself(undefined, 'alice@example.com')).toBe(true);
+    expect(actsAsItself('Alice@Example.COM', 'alice@example.com')).toBe(true);
+    expect(actsAsItself('rw@example.com', 'alice@example.com')).toBe(false);
+    expect(actsAsItself('alice', 'alice@example.com')).toBe(false);
   });
 
   it('round-trips with encodePlain', () => {
