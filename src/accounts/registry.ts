@@ -61,7 +61,7 @@ export class AccountRegistry implements Authenticator {
     const account = this.find(username);
     const ok = account ? await this.#verify(account, password) : await this.#burnTime(password);
     if (ok && account) {
-      // ROPC: the identity provider has not judged the password yet (settleProviderLogin).
+      // ROPC: the identity provider has not judged the password yet (settleLogin).
       if (account.localPassword.kind !== 'provider') this.#throttle.recordSuccess(address);
       return account;
     }
@@ -69,7 +69,7 @@ export class AccountRegistry implements Authenticator {
     throw new ProxyError('auth_failed', account ? 'wrong password' : 'unknown user');
   }
 
-  async settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void> {
+  async settleLogin(client: ClientInfo, accepted: boolean): Promise<void> {
     if (accepted) this.#throttle.recordSuccess(client.address);
     else await this.#countFailure(client);
   }

@@ -18,12 +18,14 @@ export interface ClientInfo {
 export interface Authenticator {
   authenticate(username: string, password: Secret, client: ClientInfo): Promise<AccountSettings>;
   /**
-   * ROPC: `authenticate` only found the account, and the identity provider judged the password
-   * afterwards. Its verdict counts here as a local check's would: a refusal is a failed login
-   * for the throttle (its delay is waited out before this returns), an acceptance clears the
-   * address's failures. Without it, guesses at the real password would never be slowed.
+   * A login judged outside `authenticate`, counted as a local check's would be: a refusal is a
+   * failed login for the throttle (its delay is waited out before this returns), an acceptance
+   * clears the address's failures. Used for the identity provider's verdict on a flow "password"
+   * (ROPC) login, where `authenticate` only found the account (without it, guesses at the real
+   * password would never be slowed), and for refusals made before any password check (a SASL
+   * authorization identity the user may not act as).
    */
-  settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void>;
+  settleLogin(client: ClientInfo, accepted: boolean): Promise<void>;
 }
 
 /**

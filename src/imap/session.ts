@@ -80,7 +80,11 @@ async function nextCommand(s: ImapSession, signal: AbortSignal): Promise<Step> {
     result = await spec.handle(ctx, command);
   } catch (err) {
     if (!(err instanceof ProxyError) || !['bad_input', 'auth_failed', 'limit_exceeded'].includes(err.code)) throw err;
-    if (err.code === 'auth_failed') s.log.info({ event: 'auth.fail', method: command.name, reason: err.message }, 'login refused');
+    if (err.code === 'auth_failed') {
+      s.log.info({ event: 'auth.fail', method: command.name, reason: err.message }, 'login refused');
+      // A refusal before any password check (an authorization identity) counts like a wrong password.
+      await s.deps.accounts.settleLogin(s.client, false);
+    }
     return refuse(s, command.tag, err);
   }
   if (result.kind === 'continue') return 'continue';

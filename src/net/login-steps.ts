@@ -87,13 +87,13 @@ export async function loginUpstreamAs<U>(s: LoginStepSession, account: AccountSe
     const options = { signal, password: account.flow === 'password' ? password : undefined };
     const upstream = await plan.tokens.withFreshToken(account.username, options, (token) =>
       s.metrics.upstreamLogin(() => plan.login(server, account.upstreamUsername, token, account.saslMechanism, signal, { log: s.log })));
-    if (account.flow === 'password') await plan.accounts.settleProviderLogin(s.client, true);
+    if (account.flow === 'password') await plan.accounts.settleLogin(s.client, true);
     s.log.info({ event: 'upstream.connect', account: account.username, server: hostPort(server), tls: server.tls }, 'logged in upstream');
     return upstream;
   } catch (err) {
     if (account.flow === 'password' && isProxyError(err, 'auth_failed')) {
       s.log.info({ event: 'auth.fail', username: account.username, method: 'identity provider', reason: describeError(err) }, 'the identity provider refused the password');
-      await plan.accounts.settleProviderLogin(s.client, false);
+      await plan.accounts.settleLogin(s.client, false);
     } else if (!plan.clientGone.aborted) {
       s.log.warn({ event: 'login.fail', account: account.username, code: outcomeOf(err), reason: describeError(err) }, 'upstream login failed');
     }

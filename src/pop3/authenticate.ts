@@ -1,6 +1,6 @@
 import { ProxyError } from '../errors.js';
 import { LOGIN_PASSWORD_PROMPT, LOGIN_USERNAME_PROMPT, decodeLoginPassword, decodeLoginUsername } from '../sasl/login.js';
-import { decodePlain } from '../sasl/plain.js';
+import { actsAsItself, decodePlain } from '../sasl/plain.js';
 import type { CommandResult, PreLoginContext } from './commands.js';
 import { POP3_REPLIES } from './replies.js';
 import type { Pop3Command } from './syntax.js';
@@ -36,7 +36,7 @@ export async function auth(ctx: PreLoginContext, command: Pop3Command): Promise<
 async function authPlain(ctx: PreLoginContext, initial: string | undefined): Promise<CommandResult> {
   const response = initial ?? await ctx.saslExchange('');
   const { authzid, authcid, password } = decodePlain(response);
-  if (authzid !== '' && authzid !== authcid) {
+  if (!actsAsItself(authzid, authcid)) {
     // Acting as another user is not something a local password can grant (RFC 4616 section 2).
     throw new ProxyError('auth_failed', 'PLAIN authorization identity differs from the user name');
   }

@@ -79,7 +79,11 @@ async function nextCommand(s: Pop3Session, signal: AbortSignal): Promise<Step> {
     result = await spec.handle(ctx, command);
   } catch (err) {
     if (!(err instanceof ProxyError) || !['bad_input', 'auth_failed'].includes(err.code)) throw err;
-    if (err.code === 'auth_failed') s.log.info({ event: 'auth.fail', method: `AUTH ${command.args[0] ?? ''}`.trim(), reason: err.message }, 'login refused');
+    if (err.code === 'auth_failed') {
+      s.log.info({ event: 'auth.fail', method: `AUTH ${command.args[0] ?? ''}`.trim(), reason: err.message }, 'login refused');
+      // A refusal before any password check (an authorization identity) counts like a wrong password.
+      await s.deps.accounts.settleLogin(s.client, false);
+    }
     return refuse(s, err);
   }
   if (result.kind === 'continue') return 'continue';

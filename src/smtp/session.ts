@@ -28,9 +28,6 @@ export interface SmtpSessionDeps {
   metrics?: SessionMetrics | undefined;
 }
 
-/** A name `refuseAuthzid` gives the registry so that it counts a failure: no account has a NUL in its name. */
-const NO_SUCH_USER = '\0authzid-refused';
-
 /** One client connection's state, read and updated by the hooks in transaction.ts and server.ts. */
 export interface SmtpSession {
   readonly id: string;
@@ -117,12 +114,10 @@ export async function authenticateClient(s: SmtpSession, login: ClientLogin): Pr
 /**
  * RFC 4616 section 2: PLAIN with an authorization identity other than the user is refused,
  * whatever the password, and counts as a failed login from this address (delay, lockout,
- * metrics) just as a wrong password does. The registry counts failures only inside
- * `authenticate`, so it is asked about a user name no account can have (user names never hold
- * a NUL, and PLAIN cannot carry one): an unknown user's failure, without checking the password.
+ * metrics) just as a wrong password does.
  */
 async function refuseAuthzid(s: SmtpSession, login: ClientLogin): Promise<never> {
-  await s.deps.accounts.authenticate(NO_SUCH_USER, login.password, s.client).catch(() => undefined);
+  await s.deps.accounts.settleLogin(s.client, false);
   const reason = 'PLAIN authorization identity differs from the user name';
   s.log.info({ event: 'auth.fail', username: login.username, method: login.method, reason }, 'local login refused');
   throw new ProxyError('auth_failed', reason);

@@ -24,8 +24,8 @@ export class RecordingAuthenticator implements Authenticator {
     call.ok = true;
     return account;
   }
-  settleProviderLogin(client: ClientInfo, accepted: boolean): Promise<void> {
-    return this.inner.settleProviderLogin(client, accepted);
+  settleLogin(client: ClientInfo, accepted: boolean): Promise<void> {
+    return this.inner.settleLogin(client, accepted);
   }
 }
 

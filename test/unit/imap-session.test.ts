@@ -167,6 +167,17 @@ describe('IMAP session: login and relay', () => {
     await expectRelayWorks(client);
   });
 
+  it('refuses AUTHENTICATE PLAIN acting as another user, counted as a failed login; its own name in any case passes', async () => {
+    const h = await harness();
+    const client = await greeted(h);
+    client.send(`a8 AUTHENTICATE PLAIN ${encodePlain(USER, new Secret(PASSWORD), 'bob@example.com')}\r\n`);
+    expect(await client.line()).toMatch(/^a8 NO \[AUTHENTICATIONFAILED\]/);
+    expect(h.accounts.verdicts).toEqual([false]);
+    expect(h.accounts.calls).toEqual([]);
+    client.send(`a9 AUTHENTICATE PLAIN ${encodePlain(USER, new Secret(PASSWORD), USER.toUpperCase())}\r\n`);
+    expect(await client.line()).toMatch(/^a9 OK /);
+  });
+
   it('logs in with AUTHENTICATE PLAIN after an empty continuation', async () => {
     const h = await harness();
     const client = await greeted(h);

@@ -24,7 +24,7 @@ function session() {
 function judge(verdicts: boolean[] = []): Authenticator {
   return {
     authenticate: async () => Promise.reject(new Error('not used')),
-    settleProviderLogin: async (_client, accepted) => {
+    settleLogin: async (_client, accepted) => {
       verdicts.push(accepted);
     },
   };
@@ -43,7 +43,7 @@ function tokens(asked: { password?: Secret | undefined; signal?: AbortSignal }[]
 describe('checkLocalLogin', () => {
   it('returns the account and logs auth.ok with the method', async () => {
     const { s, lines } = session();
-    const accounts: Authenticator = { authenticate: async () => account('refresh_token'), settleProviderLogin: async () => undefined };
+    const accounts: Authenticator = { authenticate: async () => account('refresh_token'), settleLogin: async () => undefined };
     const got = await checkLocalLogin(s, accounts, { username: 'alice@example.com', password: new Secret('right horse'), method: 'LOGIN' });
     expect(got.username).toBe('alice@example.com');
     expect(lines()).toEqual([expect.objectContaining({ event: 'auth.ok', account: 'alice@example.com', method: 'LOGIN' })]);
@@ -52,7 +52,7 @@ describe('checkLocalLogin', () => {
   it('rethrows a refusal after an auth.fail line that names the reason and never the password', async () => {
     const { s, lines, raw } = session();
     const refusal = new ProxyError('auth_failed', 'wrong password');
-    const accounts: Authenticator = { authenticate: async () => Promise.reject(refusal), settleProviderLogin: async () => undefined };
+    const accounts: Authenticator = { authenticate: async () => Promise.reject(refusal), settleLogin: async () => undefined };
     const attempt = checkLocalLogin(s, accounts, { username: 'alice@example.com', password: new Secret('wrong horse'), method: 'AUTH PLAIN' });
     await expect(attempt).rejects.toBe(refusal);
     expect(lines()).toEqual([expect.objectContaining({ event: 'auth.fail', username: 'alice@example.com', method: 'AUTH PLAIN' })]);

@@ -75,18 +75,18 @@ describe('AccountRegistry', () => {
     const ropc = { ...account('r', { kind: 'provider' }), flow: 'password' as const };
     const reg = new AccountRegistry([ropc], log, throttle);
     // Finding the account is no success: the failures before it still count.
-    await reg.settleProviderLogin(client, false);
+    await reg.settleLogin(client, false);
     await expect(reg.authenticate('r', new Secret('guess 2'), client)).resolves.toBe(ropc);
-    await reg.settleProviderLogin(client, false);
+    await reg.settleLogin(client, false);
     await expect(reg.authenticate('r', new Secret('guess 3'), client)).resolves.toBe(ropc);
-    await reg.settleProviderLogin(client, false);
+    await reg.settleLogin(client, false);
     await expect(reg.authenticate('r', new Secret('the real one'), client)).rejects.toThrow(/too many/);
     // Elsewhere, an accepted password clears the failures counted before it.
     const other = { ...client, address: '10.0.0.3' };
-    await reg.settleProviderLogin(other, false);
-    await reg.settleProviderLogin(other, false);
-    await reg.settleProviderLogin(other, true);
-    await reg.settleProviderLogin(other, false);
+    await reg.settleLogin(other, false);
+    await reg.settleLogin(other, false);
+    await reg.settleLogin(other, true);
+    await reg.settleLogin(other, false);
     await expect(reg.authenticate('r', new Secret('x'), other)).resolves.toBe(ropc);
   });
 

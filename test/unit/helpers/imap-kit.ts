@@ -46,10 +46,10 @@ export class FakeAuthenticator implements Authenticator {
     return user.account;
   }
 
-  /** The identity provider's verdicts on flow "password" logins, in order. */
-  readonly providerVerdicts: boolean[] = [];
-  async settleProviderLogin(_client: ClientInfo, accepted: boolean): Promise<void> {
-    this.providerVerdicts.push(accepted);
+  /** Logins judged outside authenticate (settleLogin), in order. */
+  readonly verdicts: boolean[] = [];
+  async settleLogin(_client: ClientInfo, accepted: boolean): Promise<void> {
+    this.verdicts.push(accepted);
   }
 }
 

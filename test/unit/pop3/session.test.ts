@@ -159,6 +159,9 @@ describe('POP3 session before login', () => {
     expect(await cmd(c, 'AUTH CRAM-MD5')).toMatch(/^-ERR Unsupported authentication mechanism/);
     expect(await cmd(c, `AUTH PLAIN ${encodePlain(USER, new Secret(PASSWORD), 'bob@example.com')}`)).toMatch(/^-ERR \[AUTH\]/);
     expect(h.accounts.calls.map((call) => call.username)).toEqual(Array(4).fill(USER));
+    // Acting as another user counts as a failed login for the throttle; one's own name, in any case, is no other user.
+    expect(h.accounts.verdicts).toEqual([false]);
+    expect(await cmd(c, `AUTH PLAIN ${encodePlain(USER, new Secret(PASSWORD), USER.toUpperCase())}`)).toMatch(/^\+OK .* logged in/);
   });
 
   it('commands out of order, unknown commands and bad base64 get -ERR; too many end the session', async () => {
