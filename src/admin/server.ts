@@ -12,6 +12,7 @@ import type { OAuthClientOptions } from '../tokens/oauth-client.js';
 import type { SignInMethod } from '../tokens/sign-in-method.js';
 import type { TokenManager } from '../tokens/types.js';
 import { createAccessCheck, type AccessCheck } from './access.js';
+import { createHostCheck, type HostCheck } from './host-check.js';
 import type { ProxyMetrics } from './metrics.js';
 import { createSignInService, type SignInService } from './sign-in.js';
 import { accountRows } from './status-model.js';
@@ -50,10 +51,17 @@ type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<vo
 interface Ctx extends AdminServerOptions {
   signIn: SignInService;
   now: () => number;
+  hostAllowed: HostCheck;
 }
 
 /** Paths anyone may call: health reveals one word, and the callback is bound to a `state` only we handed out. */
 const OPEN_PATHS = new Set(['/healthz', CALLBACK_PATH]);
+/**
+ * Answered whatever the Host header says (host-check.ts): it reveals no more to a rebinding page
+ * than to anyone who can connect, and probes from other containers name the service
+ * (http://oauth-mail-proxy:8025/healthz), not an address.
+ */
+const ANY_HOST_PATHS = new Set(['/healthz']);
 
 function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...headers });
@@ -86,12 +94,15 @@ function sameOrigin(req: IncomingMessage, publicUrl: string | undefined): boolea
   return host === req.headers.host || (publicUrl !== undefined && host === new URL(publicUrl).host);
 }
 
-/** Where the identity provider sends the browser back: public_url, else the address the browser used. */
+/**
+ * Where the identity provider sends the browser back: public_url, else the address the browser
+ * used, checked here again rather than trusted to the handler: a code must never be sent to a
+ * name an attacker chose.
+ */
 function redirectUriFor(ctx: Ctx, req: IncomingMessage, fallbackHost: string): string {
   if (ctx.settings.publicUrl) return `${ctx.settings.publicUrl}${CALLBACK_PATH}`;
   const host = req.headers.host;
-  const safe = host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : fallbackHost;
-  return `http://${safe}${CALLBACK_PATH}`;
+  return `http://${host !== undefined && ctx.hostAllowed(host) ? host : fallbackHost}${CALLBACK_PATH}`;
 }
 
 function routes(ctx: Ctx, host: () => string): Record<string, Route> {
@@ -150,11 +161,22 @@ async function admitted(req: IncomingMessage, res: ServerResponse, access: Acces
   return false;
 }
 
-/** Credentials, then the route; every failure answered in one place. */
-function handler(table: Record<string, Route>, access: AccessCheck, throttle: LoginThrottle, log: Logger) {
+/** Refuses a Host this listener does not answer to (RFC 9110 section 15.5.20: 421 Misdirected Request). */
+function hostRefused(req: IncomingMessage, res: ServerResponse, url: URL, hostAllowed: HostCheck, log: Logger): boolean {
+  if (ANY_HOST_PATHS.has(url.pathname) || hostAllowed(req.headers.host)) return false;
+  const host = String(req.headers.host).slice(0, 100);
+  log.warn({ event: 'admin.host_refused', client: req.socket.remoteAddress, host, path: url.pathname }, 'admin request for another host name refused (DNS rebinding?); add the name to admin.allowed_hosts if it is yours');
+  send(res, 421, 'text/plain', 'this listener does not answer to that host name; see admin.allowed_hosts\n');
+  return true;
+}
+
+/** Host, credentials, then the route; every failure answered in one place. */
+function handler(ctx: Ctx, table: Record<string, Route>, access: AccessCheck, throttle: LoginThrottle) {
+  const { log } = ctx;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const route = table[`${req.method} ${url.pathname}`];
+    if (hostRefused(req, res, url, ctx.hostAllowed, log)) return;
     void (async () => {
       if (!OPEN_PATHS.has(url.pathname) && !(await admitted(req, res, access, throttle, log))) return;
       if (!route) return send(res, 404, 'text/plain', 'not found\n');
@@ -183,12 +205,12 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   if (!isLoopbackListen(settings.listen) && !access.required) {
     throw new ProxyError('config_invalid', `admin.listen ${settings.listen} is reachable from other machines: set admin.password (or password_hash) or admin.bearer_token first`);
   }
-  const ctx: Ctx = { ...options, now: options.now ?? Date.now, signIn: createSignInService({ ...options, now: options.now }) };
+  const ctx: Ctx = { ...options, now: options.now ?? Date.now, signIn: createSignInService({ ...options, now: options.now }), hostAllowed: createHostCheck(settings) };
   let hostHeader = settings.listen;
   const table = routes(ctx, () => hostHeader);
   const sockets = new Set<Socket>();
 
-  const server = createServer(handler(table, access, options.throttle ?? new LoginThrottle(), log));
+  const server = createServer(handler(ctx, table, access, options.throttle ?? new LoginThrottle()));
   server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   server.on('connection', (socket) => {

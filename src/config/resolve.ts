@@ -91,6 +91,8 @@ export interface AdminSettings {
   bearerToken?: Secret | undefined;
   /** Where browsers reach the admin listener, e.g. https://mail-proxy.example.com/admin. */
   publicUrl?: string | undefined;
+  /** `allowed_hosts`: names answered besides IP literals, localhost and publicUrl's host (admin/host-check.ts). */
+  allowedHosts?: readonly string[] | undefined;
 }
 
 export interface HookTarget {
@@ -312,6 +314,7 @@ function resolveAdmin(a: NonNullable<RawConfig['admin']>, issues: ConfigIssue[])
     passwordHash: a.password_hash,
     bearerToken: a.bearer_token ? new Secret(a.bearer_token) : undefined,
     publicUrl: a.public_url?.replace(/\/+$/, ''),
+    allowedHosts: a.allowed_hosts,
   };
   if (!isLoopbackListen(a.listen) && !hasAdminCredentials(settings)) {
     issues.push({ path: ['admin', 'listen'], message: `${a.listen} is reachable from other machines: set admin.password (or password_hash) or admin.bearer_token first` });

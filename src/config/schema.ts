@@ -26,6 +26,12 @@ export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, 'expected an IP address or CIDR such as 10.0.0.0/24');
 
+/** A Host name the admin listener answers: `mail-proxy.lan`, `.example.com` (with its subdomains) or an IP address. */
+const allowedHost = z.string().refine((v) => {
+  const bare = v.replace(/^\[(.*)\]$/, '$1');
+  return isIP(bare) !== 0 || /^\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(v);
+}, 'expected a host name such as mail-proxy.lan, .example.com for a domain and its subdomains, or an IP address (no scheme, port or path)');
+
 const clientTls = z.enum(['none', 'starttls', 'implicit']);
 const upstreamTls = z.enum(['implicit', 'starttls']);
 export const tlsVersion = z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
@@ -151,6 +157,14 @@ export const adminSchema = z.strictObject({
   bearer_token: z.string().min(16, 'use at least 16 characters').optional(),
   /** Where browsers reach the admin listener (behind a reverse proxy); the OAuth redirect is <public_url>/oauth/callback. */
   public_url: z.string().url().optional(),
+  /**
+   * Host names browsers may use to reach the admin listener, besides IP addresses, localhost
+   * and public_url's host (always allowed). Requests naming any other host are refused with
+   * 421, so that a web page cannot reach the listener by pointing its own name at this
+   * machine (DNS rebinding). `.example.com` allows the domain and all its subdomains; ports
+   * are not compared. List only names whose DNS you control.
+   */
+  allowed_hosts: z.array(allowedHost).default([]),
 });
 
 /** A command (argv, or a /bin/sh -c line) and/or a webhook URL, told of an event. Never given a token. */

@@ -1,4 +1,7 @@
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/accounts/password.js';
 import { LoginThrottle } from '../../../src/accounts/throttle.js';
@@ -77,6 +80,25 @@ async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSett
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
+interface RawAnswer {
+  status: number;
+  location?: string | undefined;
+  body: string;
+}
+
+/** node:http, because fetch will not send a Host header other than the URL's: what a rebinding browser sends. */
+function requestWithHost(url: string, host: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: { ...options.headers, host }, signal: AbortSignal.timeout(5000) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
 async function statusOf(rig: Rig, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
   const res = await fetch(`${rig.admin.url}api/status`, { headers });
   const body = (await res.json()) as { accounts: Record<string, unknown>[] };
@@ -153,6 +175,61 @@ describe('admin listener: who may use it', () => {
     });
     expect(res.status).toBe(403);
     expect(rig.idp.requests).toHaveLength(0);
+  });
+});
+
+describe('admin listener: Host header (DNS rebinding)', () => {
+  it('refuses a host name it does not answer to with 421, before credentials, routes or the identity provider', async () => {
+    const rig = await startRig();
+    const evil = `evil.example:${rig.admin.port}`;
+    for (const path of ['', 'api/status', 'metrics', 'no-such-page']) {
+      const res = await requestWithHost(`${rig.admin.url}${path}`, evil);
+      expect(res.status, path).toBe(421);
+      expect(res.body).not.toContain(USER);
+    }
+    const form = new URLSearchParams({ account: USER, method: 'browser' }).toString();
+    const signIn = await requestWithHost(`${rig.admin.url}sign-in`, evil, {
+      method: 'POST', body: form, headers: { origin: `http://${evil}`, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(signIn.status).toBe(421);
+    expect(signIn.location).toBeUndefined();
+    expect(rig.idp.requests).toHaveLength(0);
+  });
+
+  it('answers IP literals and localhost with or without a port, and builds the redirect URI from that name', async () => {
+    const rig = await startRig();
+    const port = rig.admin.port;
+    for (const host of ['127.0.0.1', `127.0.0.1:${port}`, 'localhost', `localhost:${port}`, `status.localhost:${port}`, `[::1]:${port}`]) {
+      const res = await requestWithHost(`${rig.admin.url}api/status`, host);
+      expect(res.status, host).toBe(200);
+      expect(res.body).toContain(USER);
+    }
+    const form = new URLSearchParams({ account: USER, method: 'browser' }).toString();
+    const signIn = await requestWithHost(`${rig.admin.url}sign-in`, `localhost:${port}`, {
+      method: 'POST', body: form, headers: { origin: `http://localhost:${port}`, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(signIn.status).toBe(303);
+    expect(new URL(signIn.location!).searchParams.get('redirect_uri')).toBe(`http://localhost:${port}/oauth/callback`);
+  });
+
+  it('answers the names in admin.allowed_hosts, and the host of public_url, which then makes the redirect URI', async () => {
+    const rig = await startRig({ allowedHosts: ['mail-proxy.lan'], publicUrl: 'https://proxy.corp.test/admin' });
+    expect((await requestWithHost(`${rig.admin.url}api/status`, `mail-proxy.lan:${rig.admin.port}`)).status).toBe(200);
+    expect((await requestWithHost(`${rig.admin.url}api/status`, 'proxy.corp.test')).status).toBe(200);
+    expect((await requestWithHost(`${rig.admin.url}api/status`, 'other.lan')).status).toBe(421);
+    const signIn = await requestWithHost(`${rig.admin.url}sign-in`, 'mail-proxy.lan', {
+      method: 'POST', body: new URLSearchParams({ account: USER }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(new URL(signIn.location!).searchParams.get('redirect_uri')).toBe('https://proxy.corp.test/admin/oauth/callback');
+  });
+
+  it('/healthz answers any host name, and the container HEALTHCHECK script passes against it', async () => {
+    const rig = await startRig({ password: new Secret('s3cret') });
+    expect((await requestWithHost(`${rig.admin.url}healthz`, 'oauth-mail-proxy:8025')).status).toBe(200);
+    const script = resolve(import.meta.dirname, '../../../scripts/container/healthcheck.mjs');
+    // Asynchronously: this process is the server the script asks. A non-zero exit rejects.
+    const run = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, HEALTHCHECK_URL: `${rig.admin.url}healthz` }, timeout: 10_000 });
+    expect(run.stderr).toBe('');
   });
 });
 
