@@ -60,6 +60,12 @@ function expiryText(status: AccountTokenStatus, now: number): string {
   return status.expiresAt <= now ? `expired ${relativeTime(status.expiresAt, now)}` : relativeTime(status.expiresAt, now);
 }
 
+/** A token from the store was refreshed by an earlier run; the store may not say when. */
+function lastRefreshText(status: AccountTokenStatus, now: number): string {
+  if (status.lastRefreshAt !== undefined) return relativeTime(status.lastRefreshAt, now);
+  return status.refreshedBeforeStart ? 'before restart' : 'never';
+}
+
 export function accountRows(sources: StatusSources): AccountRow[] {
   const now = sources.now();
   const byName = new Map(sources.accounts.map((a) => [a.username.toLowerCase(), a]));
@@ -75,7 +81,7 @@ export function accountRows(sources: StatusSources): AccountRow[] {
       expiresAt: status.expiresAt,
       expires: expiryText(status, now),
       lastRefreshAt: status.lastRefreshAt,
-      lastRefresh: status.lastRefreshAt === undefined ? 'never' : relativeTime(status.lastRefreshAt, now),
+      lastRefresh: lastRefreshText(status, now),
       lastError: error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}…` : error,
       activeSessions: sources.activeSessions(status.username),
       signInMethods: account ? signInMethods(account) : [],

@@ -8,6 +8,8 @@ export interface StoredTokens {
   accessToken?: string | undefined;
   /** Epoch ms. */
   accessTokenExpiresAt?: number | undefined;
+  /** Epoch ms when the access token was obtained; absent from entries written before it was kept. */
+  accessTokenObtainedAt?: number | undefined;
   /** sha256 (hex) of the configured refresh-token seed this entry grew from; a new seed in config wins. */
   seedDigest?: string | undefined;
   /** Set while the grant is gone for good; cleared by a successful authorization. */

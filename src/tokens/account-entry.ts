@@ -39,7 +39,10 @@ export interface AccountEntry {
   needsAuth?: { since: number; reason: string } | undefined;
   state: AccountState;
   lastError?: string | undefined;
+  /** When the access token in memory was obtained, if known (a store written by older versions did not say). */
   lastRefreshAt?: number | undefined;
+  /** The access token in memory came from the store: obtained before this process started. */
+  fromStore: boolean;
   /** Bumped on every change worth storing; `dirty` until that generation is durable. */
   generation: number;
   dirty: boolean;
@@ -66,6 +69,7 @@ export function createEntry(account: AccountSettings, provider: TokenProvider): 
     dirty: false,
     retryDelayMs: 0,
     used: false,
+    fromStore: false,
   };
 }
 
@@ -78,7 +82,7 @@ export function isPersistentGrant(entry: AccountEntry): boolean {
  * seen (no stored refresh token, or a different seed digest: the operator pasted a new one).
  * Returns true when the entry now differs from the store.
  */
-export function applyStored(entry: AccountEntry, stored: StoredTokens | undefined): boolean {
+export function applyStored(entry: AccountEntry, stored: StoredTokens | undefined, now: number): boolean {
   const seed = entry.account.refreshTokenSeed;
   if (seed && (!stored?.refreshToken || stored.seedDigest !== entry.configSeedDigest)) {
     entry.refreshToken = seed;
@@ -89,11 +93,7 @@ export function applyStored(entry: AccountEntry, stored: StoredTokens | undefine
   if (!stored) return false;
   entry.refreshToken = stored.refreshToken ? new Secret(stored.refreshToken) : undefined;
   entry.seedDigest = stored.seedDigest;
-  if (stored.accessToken && stored.accessTokenExpiresAt !== undefined) {
-    entry.accessToken = new Secret(stored.accessToken);
-    entry.expiresAt = stored.accessTokenExpiresAt;
-    entry.obtainedAt = stored.updatedAt;
-  }
+  if (stored.accessToken && stored.accessTokenExpiresAt !== undefined) applyStoredAccessToken(entry, stored, now);
   if (stored.needsAuthorization && isPersistentGrant(entry)) {
     entry.needsAuth = stored.needsAuthorization;
     entry.state = 'needs_authorization';
@@ -102,11 +102,27 @@ export function applyStored(entry: AccountEntry, stored: StoredTokens | undefine
   return false;
 }
 
+/**
+ * A stored access token that has not expired was obtained and stored by a refresh that worked,
+ * so the account is ok, as it would be had this process made that refresh: the status page and
+ * accounts{state="ok"} must not say "not used yet" because of a restart.
+ */
+function applyStoredAccessToken(entry: AccountEntry, stored: StoredTokens, now: number): void {
+  entry.accessToken = new Secret(stored.accessToken!);
+  entry.expiresAt = stored.accessTokenExpiresAt;
+  // The write time bounds the token's age from above, which is what the refresh margin needs.
+  entry.obtainedAt = stored.accessTokenObtainedAt ?? stored.updatedAt;
+  entry.lastRefreshAt = stored.accessTokenObtainedAt; // only what the store knows; not the write time
+  entry.fromStore = true;
+  if (stored.accessTokenExpiresAt! > now) entry.state = 'ok';
+}
+
 export function toStored(entry: AccountEntry, now: number): StoredTokens {
   return {
     refreshToken: entry.refreshToken?.reveal(),
     accessToken: entry.accessToken?.reveal(),
     accessTokenExpiresAt: entry.accessToken ? entry.expiresAt : undefined,
+    accessTokenObtainedAt: entry.accessToken ? entry.lastRefreshAt : undefined,
     seedDigest: entry.seedDigest,
     needsAuthorization: isPersistentGrant(entry) ? entry.needsAuth : undefined,
     updatedAt: now,
@@ -120,6 +136,7 @@ export function toStatus(entry: AccountEntry): AccountTokenStatus {
     state: entry.state,
     expiresAt: entry.accessToken ? entry.expiresAt : undefined,
     lastRefreshAt: entry.lastRefreshAt,
+    refreshedBeforeStart: entry.fromStore,
     lastError: entry.lastError,
     hasRefreshToken: entry.refreshToken !== undefined,
   };

@@ -43,7 +43,7 @@ export function createEntryStore(store: TokenStore, now: () => number): EntrySto
     } catch (err) {
       throw toProxyError(err, 'store_failed', `cannot read the tokens of ${entry.account.username}`);
     }
-    if (applyStored(entry, stored)) entry.dirty = true;
+    if (applyStored(entry, stored, now())) entry.dirty = true;
   }
 
   async function ready(entry: AccountEntry): Promise<void> {

@@ -125,6 +125,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     entry.state = 'ok';
     entry.lastError = undefined;
     entry.lastRefreshAt = at;
+    entry.fromStore = false;
     entry.retryDelayMs = 0;
     markChanged(entry);
     await persist(entry); // before the token is handed out: a rotated refresh token is never lost

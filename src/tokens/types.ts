@@ -41,7 +41,10 @@ export interface AccountTokenStatus {
   state: AccountState;
   /** Epoch ms of the cached access token's expiry. */
   expiresAt?: number | undefined;
+  /** When the cached access token was obtained, when known. */
   lastRefreshAt?: number | undefined;
+  /** The cached access token was obtained before this process started (read from the store). */
+  refreshedBeforeStart: boolean;
   lastError?: string | undefined;
   hasRefreshToken: boolean;
 }

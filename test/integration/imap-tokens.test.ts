@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMessage } from '../../src/demo/imap-server.js';
 import { WireClient } from '../fakes/imap-wire-client.js';
+import { parsePrometheusText } from '../fakes/prometheus.js';
 import {
   CLIENT_SECRET, LOCAL_PASSWORD, TOKEN_PATTERN, USER, readStore, runCli, seedStore, startProxy, startUpstreams,
   writeProxyConfig, type ProxyRun, type Upstreams,
@@ -139,6 +140,29 @@ describe('token store through the built proxy', () => {
     } finally {
       await rotating.close();
     }
+  });
+
+  it('after a restart, the status page and accounts{state="ok"} show the stored token as ok, refreshed by the last run', async () => {
+    const { dir, configPath } = writeProxyConfig(up, { extraYaml: 'admin: { listen: 127.0.0.1:0 }' });
+    const first = await startProxy(configPath, dir);
+    runs.push(first);
+    expect(await login(first)).toMatch(/^a1 OK/);
+    await first.stop();
+    const { accessTokenObtainedAt } = (await readStore(dir))!;
+    expect(accessTokenObtainedAt).toEqual(expect.any(Number));
+    up.idp.resetRequests();
+    const again = await startProxy(configPath, dir);
+    runs.push(again);
+    const admin = `http://127.0.0.1:${Number((await again.waitForEvent('admin.start')).port)}/`;
+    const row = async () => ((await (await fetch(`${admin}api/status`)).json()) as { accounts: Record<string, unknown>[] }).accounts[0]!;
+    const okAccounts = async () => parsePrometheusText(await (await fetch(`${admin}metrics`)).text()).sum('oauth_mail_proxy_accounts', { state: 'ok' });
+    await expect.poll(async () => (await row()).state).toBe('ok');
+    expect(await row()).toMatchObject({ lastRefreshAt: accessTokenObtainedAt, lastRefresh: expect.stringMatching(/ ago$/) });
+    expect(await okAccounts()).toBe(1);
+    expect(await login(again, 'b1')).toMatch(/^b1 OK/);
+    expect(up.idp.count('token')).toBe(0); // the stored token served the login
+    expect(await row()).toMatchObject({ state: 'ok', lastRefreshAt: accessTokenObtainedAt });
+    expect(await okAccounts()).toBe(1);
   });
 
   it('a tampered or truncated store stops the proxy at start with a clear error', async () => {

@@ -13,7 +13,7 @@ import { startMockIdp, type MockIdp } from '../../../src/demo/mock-idp.js';
 import { isProxyError } from '../../../src/errors.js';
 import { Secret } from '../../../src/secret.js';
 import { openFileStore } from '../../../src/store/file-store.js';
-import type { TokenStore } from '../../../src/store/token-store.js';
+import type { StoredTokens, TokenStore } from '../../../src/store/token-store.js';
 import { defaultSleep } from '../../../src/tokens/device-flow.js';
 import { createTokenManager } from '../../../src/tokens/manager.js';
 import type { TokenManager } from '../../../src/tokens/types.js';
@@ -37,12 +37,19 @@ afterEach(async () => {
   for (const rig of rigs.splice(0)) await rig.close();
 });
 
-async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSettings['flow'] = 'authorization_code', throttle?: LoginThrottle): Promise<Rig> {
+interface RigExtras {
+  throttle?: LoginThrottle;
+  /** What an earlier run left in the token store (this rig is then a restart). */
+  stored?: StoredTokens;
+}
+
+async function startRig(settings: Partial<AdminSettings> = {}, flow: AccountSettings['flow'] = 'authorization_code', { throttle, stored }: RigExtras = {}): Promise<Rig> {
   // The device flow's waits move the mock's clock instead of taking seconds.
   let skipped = 0;
   const idp = await startMockIdp({ users: [{ username: USER, password: 'pw' }], now: () => Date.now() + skipped });
   const dir = await tempDir();
   const store = await openFileStore({ path: join(dir, 'tokens.enc'), keyFile: join(dir, 'tokens.key') }, {});
+  if (stored) await store.put(USER, stored);
   const account = accountFor(idp.tokenUrl, { flow });
   account.oauth = { ...account.oauth, authorizeUrl: idp.authorizeUrl, deviceAuthorizationUrl: idp.deviceAuthorizationUrl };
   const { log } = captureLogger();
@@ -141,7 +148,7 @@ describe('admin listener: who may use it', () => {
 
   it('slows down wrong admin passwords from one address, then refuses it for the lockout (429), right password or not', async () => {
     const throttle = new LoginThrottle({ freeFailures: 2, baseDelayMs: 150, maxDelayMs: 150, lockoutAfter: 4, lockoutMs: 60_000 });
-    const rig = await startRig({ password: new Secret('s3cret') }, 'authorization_code', throttle);
+    const rig = await startRig({ password: new Secret('s3cret') }, 'authorization_code', { throttle });
     const get = (headers: Record<string, string> = {}) => fetch(`${rig.admin.url}api/status`, { headers });
     // No credentials at all is a browser's first visit: the challenge, not a failure.
     for (let i = 0; i < 5; i++) expect((await get()).status).toBe(401);
@@ -250,6 +257,22 @@ describe('admin listener: metrics and status', () => {
     expect(after.sum('oauth_mail_proxy_relayed_bytes_total', { direction: 'from_server' })).toBe(4567);
     expect(after.sum('oauth_mail_proxy_upstream_login_duration_seconds_count', { outcome: 'ok' })).toBe(1);
     expect(((await statusOf(rig)).activeSessions)).toBe(0);
+  });
+
+  it('after a restart, a token from the store is ok on the page, in /api/status and in accounts{state="ok"}, and stays ok when used', async () => {
+    const obtainedAt = Date.now() - 10 * 60_000;
+    const rig = await startRig({}, 'authorization_code', {
+      stored: { refreshToken: 'rt_from_the_last_run_xxxxxxxxxxxx', accessToken: 'at_from_the_last_run_xxxxxxxxxxxx', accessTokenExpiresAt: obtainedAt + 3_600_000, accessTokenObtainedAt: obtainedAt, updatedAt: obtainedAt },
+    });
+    await waitFor(() => rig.tokens.status()[0]?.state === 'ok');
+    const okAccounts = async () => parsePrometheusText(await (await fetch(`${rig.admin.url}metrics`)).text()).sum('oauth_mail_proxy_accounts', { state: 'ok' });
+    expect(await statusOf(rig)).toMatchObject({ state: 'ok', stateLabel: 'ok', lastRefresh: '10 min ago', lastRefreshAt: obtainedAt, expires: 'in 50 min' });
+    expect(await (await fetch(rig.admin.url)).text()).toMatch(/<span class="badge s-ok">ok<\/span>/);
+    expect(await okAccounts()).toBe(1);
+    expect((await rig.tokens.getToken(USER, { signal: AbortSignal.timeout(5000) })).reveal()).toBe('at_from_the_last_run_xxxxxxxxxxxx');
+    expect(rig.idp.requests).toHaveLength(0);
+    expect(await statusOf(rig)).toMatchObject({ state: 'ok', lastRefresh: '10 min ago' });
+    expect(await okAccounts()).toBe(1);
   });
 
   it('a browser sign-in from the status page: redirect to the identity provider, callback, state ok', async () => {

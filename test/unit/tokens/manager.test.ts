@@ -401,7 +401,7 @@ describe('token manager: other flows and status', () => {
       seed: 'none',
       account: { flow: 'command', command: `echo run >> '${counter}'; echo '{"access_token":"at_cmd_token_value_xxxxxxxxx","expires_in":3600}'` },
     });
-    expect(s.manager.status()).toEqual([{ username: USER, flow: 'command', state: 'unknown', hasRefreshToken: false, expiresAt: undefined, lastRefreshAt: undefined, lastError: undefined }]);
+    expect(s.manager.status()).toEqual([{ username: USER, flow: 'command', state: 'unknown', hasRefreshToken: false, expiresAt: undefined, lastRefreshAt: undefined, refreshedBeforeStart: false, lastError: undefined }]);
     await s.manager.getToken(USER, { signal: signal() });
     await s.manager.getToken(USER, { signal: signal() });
     expect((await readFile(counter, 'utf8')).trim().split('\n')).toHaveLength(1);
@@ -409,6 +409,39 @@ describe('token manager: other flows and status', () => {
     expect(row.state).toBe('ok');
     expect(row.expiresAt).toBeGreaterThan(Date.now());
     expect(JSON.stringify(s.manager.status())).not.toContain('at_cmd');
+  });
+
+  it('after a restart, a valid token from the store is ok with its refresh time, a login through it keeps it so, a refresh dates it anew', async () => {
+    const s = await setup();
+    await s.manager.getToken(USER, { signal: signal() });
+    const before = s.manager.status()[0]!;
+    expect(before).toMatchObject({ state: 'ok', refreshedBeforeStart: false });
+    s.advance(10 * MINUTE);
+    const restarted = await s.restart();
+    restarted.start();
+    await waitFor(() => restarted.status()[0]?.state === 'ok');
+    expect(restarted.status()[0]).toMatchObject({ state: 'ok', lastRefreshAt: before.lastRefreshAt, expiresAt: before.expiresAt, refreshedBeforeStart: true });
+    await restarted.getToken(USER, { signal: signal() });
+    expect(s.idp.count()).toBe(1); // the cached token served it
+    expect(restarted.status()[0]).toMatchObject({ state: 'ok', lastRefreshAt: before.lastRefreshAt, refreshedBeforeStart: true });
+    await restarted.getToken(USER, { signal: signal(), force: true });
+    const refreshed = restarted.status()[0]!;
+    expect(refreshed).toMatchObject({ state: 'ok', refreshedBeforeStart: false });
+    expect(refreshed.lastRefreshAt).toBeGreaterThanOrEqual(before.lastRefreshAt! + 10 * MINUTE);
+  });
+
+  it('a stored token whose store did not record when it was obtained: ok, last refresh unknown; an expired one is not ok', async () => {
+    const stored = (expiresInMs: number): StoredTokens => ({
+      refreshToken: 'rt_stored_before_the_upgrade_xxxxxx', accessToken: 'at_stored_before_the_upgrade_xxxxxx', accessTokenExpiresAt: Date.now() + expiresInMs, updatedAt: Date.now() - 10 * MINUTE,
+    });
+    const valid = await setup({ seed: 'none', preload: stored(50 * MINUTE) });
+    valid.manager.start();
+    await waitFor(() => valid.manager.status()[0]?.state === 'ok');
+    expect(valid.manager.status()[0]).toMatchObject({ lastRefreshAt: undefined, refreshedBeforeStart: true });
+    const expired = await setup({ seed: 'none', preload: stored(-MINUTE) });
+    expired.manager.start();
+    await waitFor(() => expired.manager.status()[0]?.expiresAt !== undefined); // loaded
+    expect(expired.manager.status()[0]).toMatchObject({ state: 'unknown', refreshedBeforeStart: true });
   });
 
   it('refuses an unknown account', async () => {
