@@ -8,8 +8,11 @@ import { combineTokenEvents, createNeedsAuthorizationHook } from './hooks.js';
 import { loadConfigFile } from './config/load.js';
 import type { Config } from './config/resolve.js';
 import type { ListenerConfig } from './config/schema.js';
+import { IMAP_REPLIES } from './imap/replies.js';
 import { handleImapConnection, type ImapSessionDeps } from './imap/session.js';
+import { SMTP_REPLIES } from './smtp/replies.js';
 import { createSmtpHandler } from './smtp/server.js';
+import { POP3_REPLIES } from './pop3/replies.js';
 import { handlePop3Connection, type Pop3SessionDeps } from './pop3/session.js';
 import { SHUTDOWN_DEADLINE_MS } from './limits.js';
 import { createLogger, type Logger } from './log.js';
@@ -123,8 +126,15 @@ async function openListener(listener: ListenerConfig, config: Config, services: 
   // On an SMTP relay listener `allow` names the networks that may send without AUTH
   // (src/smtp/session.ts): everyone else may still connect, and must AUTH.
   const accept = listener.protocol === 'smtp' && listener.relay_account !== undefined ? { ...listener, allow: undefined } : listener;
-  return { listener: await startListener(accept, handle, { log: services.log, tls }), tls };
+  return { listener: await startListener(accept, handle, { log: services.log, tls, busyGreeting: BUSY_GREETINGS[listener.protocol] }), tls };
 }
+
+/** Each protocol's own refusal greeting, for a connection over a listener's caps. */
+const BUSY_GREETINGS: Record<ListenerConfig['protocol'], string> = {
+  imap: IMAP_REPLIES.tooManyConnections,
+  pop3: POP3_REPLIES.tooManyConnections,
+  smtp: SMTP_REPLIES.tooManyConnections,
+};
 
 function connectionHandler(listener: ListenerConfig, services: Services, tls: LocalTls | undefined): ConnectionHandler {
   if (listener.protocol === 'smtp') return createSmtpHandler({ listener, ...services, tls });
@@ -132,8 +142,8 @@ function connectionHandler(listener: ListenerConfig, services: Services, tls: Lo
   // Every session keeps its deps for its whole life: one object per listener (whose shutdown
   // signal never changes), not one per connection.
   let deps: ImapSessionDeps & Pop3SessionDeps | undefined;
-  return (socket, client, shutdown) => {
-    if (deps?.shutdown !== shutdown) deps = { listener, ...services, tls, shutdown };
+  return (socket, client, shutdown, deadline) => {
+    if (deps?.shutdown !== shutdown) deps = { listener, ...services, tls, shutdown, deadline };
     return handle(socket, client, deps);
   };
 }

@@ -58,6 +58,10 @@ function taggedText(error: ProxyError | undefined): string {
 export const IMAP_REPLIES = {
   privacyRequired: (tag: string) => `${tag} NO [PRIVACYREQUIRED] Use STARTTLS first; passwords are not accepted over plaintext`,
   tooManyBadCommands: '* BYE Too many invalid commands',
+  /** A relayed session at the end of a shutdown's grace period (the same words as before login). */
+  shuttingDown: '* BYE Server shutting down',
+  /** The greeting of a connection over the listener's caps (RFC 3501 section 7.1.5: BYE as greeting). */
+  tooManyConnections: '* BYE Too many connections, try again later',
   unsupportedMechanism: (tag: string) => `${tag} NO Unsupported authentication mechanism`,
 } as const;
 

@@ -121,12 +121,17 @@ async function attemptLogin(s: ImapSession, request: LoginRequest): Promise<Step
   }
 }
 
-/** The tagged OK with the server's capabilities, then pure relay. */
+/**
+ * The tagged OK with the server's capabilities, then pure relay, until a shutdown's deadline
+ * ends it with an untagged BYE (RFC 3501 section 7.1.5: the server is closing the connection).
+ */
 async function relayLoggedIn(s: ImapSession, { request, upstream }: LoggedIn): Promise<void> {
   const verb = request.method === 'LOGIN' ? 'LOGIN' : 'AUTHENTICATE';
   await s.conn.send(`${request.tag} OK [CAPABILITY ${upstream.capabilities}] ${verb} completed`);
   return relayToEnd(s, upstream.socket, {
     upstreamLeftover: upstream.leftover,
     idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
+    signal: s.deps.deadline,
+    goodbye: IMAP_REPLIES.shuttingDown,
   });
 }

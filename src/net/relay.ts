@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { RELAY_CLOSE_GRACE_MS, RELAY_WRITE_BATCH_BYTES } from '../limits.js';
+import { CLOSE_LINGER_MS, RELAY_CLOSE_GRACE_MS, RELAY_WRITE_BATCH_BYTES } from '../limits.js';
 
 export interface RelayOptions {
   /** Client bytes read ahead during login: sent upstream before anything else. */
@@ -8,11 +8,17 @@ export interface RelayOptions {
   upstreamLeftover?: Buffer | undefined;
   /** Silence in both directions after which both sides are closed. */
   idleTimeoutMs: number;
-  /** Aborting closes both sides at once. */
+  /** Aborting closes both sides at once, or, with `goodbye`, after saying it. */
   signal?: AbortSignal | undefined;
+  /**
+   * The protocol's goodbye line (without CRLF) for the client when `signal` aborts (a shutdown's
+   * deadline). Said only between two of the server's lines: see `Relay.#sayGoodbye`.
+   */
+  goodbye?: string | undefined;
 }
 
-export type RelayEndReason = 'client_closed' | 'server_closed' | 'client_error' | 'server_error' | 'idle_timeout' | 'aborted';
+/** `shutdown`: the signal ended a relay that has a goodbye (said, or withheld mid-response). */
+export type RelayEndReason = 'client_closed' | 'server_closed' | 'client_error' | 'server_error' | 'idle_timeout' | 'aborted' | 'shutdown';
 
 export interface RelayResult {
   bytesFromClient: number;
@@ -40,6 +46,26 @@ function uncork(stream: Duplex): void {
   stream.uncork();
 }
 
+/** A timer's callback without a closure. */
+function destroy(stream: Duplex): void {
+  stream.destroy();
+}
+
+const LF = 0x0a;
+const CLOSE_BRACE = 0x7d;
+
+/**
+ * Whether a goodbye may follow these server bytes: they end a line (LF), and that line does not
+ * open an IMAP literal (`{n}` or `{n+}` then CRLF: RFC 3501 section 4.3, RFC 7888), whose
+ * bytes the client would take the goodbye for. Reads the last three bytes only, so it can run
+ * on every chunk of the hot path; a chunk too short to tell says no (harmless elsewhere: POP3
+ * and SMTP lines rarely end in `}`, and then the goodbye is only withheld).
+ */
+function endsLine(chunk: Buffer): boolean {
+  const n = chunk.length;
+  return n >= 3 && chunk[n - 1] === LF && chunk[n - 2] !== CLOSE_BRACE && chunk[n - 3] !== CLOSE_BRACE;
+}
+
 /** Which count a side's bytes go to. */
 const RESULT_FIELD = { client: 'bytesFromClient', server: 'bytesFromServer' } as const;
 
@@ -55,6 +81,7 @@ class Relay {
   /** Shortened to RELAY_CLOSE_GRACE_MS once a side has half-closed (#ended). */
   #idleTimeoutMs: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #goodbye: string | undefined;
   readonly #result: RelayResult = { bytesFromClient: 0, bytesFromServer: 0, reason: 'client_closed' };
   #resolve!: (result: RelayResult) => void;
   #reasonSet = false;
@@ -62,28 +89,32 @@ class Relay {
   #lastActivity = Date.now();
   #idleTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
-  #onAbort: (() => void) | undefined;
+  /**
+   * Whether the last byte relayed to the client ended a server line outside a literal (the
+   * session's own login reply did). One field update per server chunk: all the goodbye costs.
+   */
+  #betweenLines = true;
 
   constructor(client: Duplex, upstream: Duplex, options: RelayOptions) {
     this.#client = client;
     this.#upstream = upstream;
     this.#idleTimeoutMs = options.idleTimeoutMs;
     this.#signal = options.signal;
+    this.#goodbye = options.goodbye;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
     // What was read ahead during login goes first; the streams' own bytes follow.
     this.#writeLeftover(upstream, options.clientLeftover, 'bytesFromClient');
     this.#writeLeftover(client, options.upstreamLeftover, 'bytesFromServer');
+    // The session's login reply ended a line; what the server sent behind it may not have.
+    if (options.upstreamLeftover?.length) this.#betweenLines = endsLine(options.upstreamLeftover);
     this.#attach(client, 'client', upstream);
     this.#attach(upstream, 'server', client);
     client.resume();
     upstream.resume();
-    this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeoutMs);
+    this.#idleTimer = setTimeout(this.#wake, this.#idleTimeoutMs);
     const signal = this.#signal;
-    if (signal?.aborted) this.#destroyAll('aborted');
-    else if (signal) {
-      this.#onAbort = () => this.#destroyAll('aborted');
-      signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
+    if (signal?.aborted) this.#abort();
+    else signal?.addEventListener('abort', this.#wake, { once: true });
   }
 
   /**
@@ -105,6 +136,7 @@ class Relay {
         setImmediate(uncork, to);
       }
       to.write(chunk);
+      if (field === 'bytesFromServer') this.#betweenLines = endsLine(chunk);
       if (to.writableLength >= RELAY_WRITE_BATCH_BYTES) {
         to.uncork();
         to.cork();
@@ -167,7 +199,7 @@ class Relay {
     this.#idleTimeoutMs = RELAY_CLOSE_GRACE_MS;
     this.#lastActivity = Date.now();
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(this.#checkIdle, RELAY_CLOSE_GRACE_MS);
+    this.#idleTimer = setTimeout(this.#wake, RELAY_CLOSE_GRACE_MS);
   }
 
   #closed(name: 'client' | 'server', other: Duplex): void {
@@ -179,13 +211,48 @@ class Relay {
     }
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#graceTimer);
-    if (this.#onAbort) this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#signal?.removeEventListener('abort', this.#wake);
     this.#resolve(this.#result);
   }
 
-  readonly #checkIdle = (): void => {
+  #abort(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#goodbye === undefined) this.#destroyAll('aborted');
+    else this.#sayGoodbye(this.#goodbye);
+  }
+
+  /**
+   * The end of a shutdown's grace period, told in the protocol (SPEC section 6): the server is
+   * no longer read, what is held for the client goes out, then the goodbye, but only between
+   * two server lines: in the middle of a response or a literal it would be read as part of it,
+   * so the client is closed without it there (as an unfinished response it discards anyway).
+   * The client then gets CLOSE_LINGER_MS to close; what it still sends is read and dropped, so
+   * that no reset destroys the goodbye in flight.
+   */
+  #sayGoodbye(goodbye: string): void {
+    this.#setReason('shutdown');
+    const client = this.#client;
+    this.#upstream.pause();
+    uncork(client);
+    if (!client.destroyed && !client.writableEnded) {
+      if (this.#betweenLines) client.write(`${goodbye}\r\n`);
+      client.end();
+    }
+    client.resume();
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = setTimeout(destroy, CLOSE_LINGER_MS, client);
+    this.#upstream.destroy();
+  }
+
+  /**
+   * The idle timer's callback and the signal's listener in one: a relay may live for days,
+   * thousands at a time, and a second closure would be kept per session for an event that comes
+   * once. The timer is cleared when the signal aborts, so an aborted signal means the abort.
+   */
+  readonly #wake = (): void => {
+    if (this.#signal?.aborted) return this.#abort();
     const quiet = Date.now() - this.#lastActivity;
     if (quiet >= this.#idleTimeoutMs) this.#destroyAll('idle_timeout');
-    else this.#idleTimer = setTimeout(this.#checkIdle, this.#idleTimeoutMs - quiet);
+    else this.#idleTimer = setTimeout(this.#wake, this.#idleTimeoutMs - quiet);
   };
 }

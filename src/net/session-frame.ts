@@ -22,6 +22,11 @@ export interface SessionFrameDeps {
   log: Logger;
   /** Aborted when the proxy shuts down: a session not yet logged in says goodbye at once. */
   shutdown?: AbortSignal | undefined;
+  /**
+   * Aborted when the shutdown's grace period is over: a relayed session says its protocol's
+   * goodbye (between two server lines) and is closed (src/net/relay.ts).
+   */
+  deadline?: AbortSignal | undefined;
   metrics?: SessionMetrics | undefined;
 }
 
@@ -97,9 +102,9 @@ async function endSession(s: SessionFrame, label: string, started: number): Prom
  */
 export function relayToEnd(s: SessionFrame, upstream: Duplex, options: Omit<RelayOptions, 'clientLeftover'>): Promise<void> {
   if (s.end.account) s.metrics.relaying(s.end.account);
-  const { upstreamLeftover, idleTimeoutMs, signal } = options;
+  const { upstreamLeftover, idleTimeoutMs, signal, goodbye } = options;
   // Spelled out, not spread: see openSessionFrame.
-  return relay(s.conn.socket, upstream, { upstreamLeftover, idleTimeoutMs, signal, clientLeftover: s.conn.handOver() }).then((result) => {
+  return relay(s.conn.socket, upstream, { upstreamLeftover, idleTimeoutMs, signal, goodbye, clientLeftover: s.conn.handOver() }).then((result) => {
     Object.assign(s.end, { outcome: 'relayed', relayEnd: result.reason, bytesFromClient: result.bytesFromClient, bytesFromServer: result.bytesFromServer });
   });
 }

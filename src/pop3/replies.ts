@@ -65,6 +65,14 @@ export const POP3_REPLIES = {
   unsupportedMechanism: '-ERR Unsupported authentication mechanism; use PLAIN or LOGIN',
   apopUnsupported: '-ERR APOP is not supported; use USER and PASS',
   tooManyBadCommands: '-ERR Too many invalid commands',
+  /** A relayed session at the end of a shutdown's grace period (the same words as before login). */
+  shuttingDown: '-ERR [SYS/TEMP] Server shutting down',
+  /**
+   * The greeting of a connection over the listener's caps. RFC 1939 section 4 only knows a
+   * positive greeting; servers that refuse a connection greet with -ERR, which clients report as
+   * a failed connect, and [SYS/TEMP] (RFC 2449 section 8, RFC 3206 section 4) says "try later".
+   */
+  tooManyConnections: '-ERR [SYS/TEMP] Too many connections, try again later',
 } as const;
 
 /**

@@ -120,10 +120,16 @@ async function attemptLogin(s: Pop3Session, request: LoginRequest): Promise<Step
   }
 }
 
-/** Pure relay, starting with the server's own +OK for the login, byte for byte. */
+/**
+ * Pure relay, starting with the server's own +OK for the login, byte for byte, until a
+ * shutdown's deadline ends it with `-ERR [SYS/TEMP]` (docs/decisions.md: POP3 has no
+ * unsolicited responses, so the client reads it as the answer to its next command).
+ */
 function relayLoggedIn(s: Pop3Session, upstream: UpstreamPop3Session): Promise<void> {
   return relayToEnd(s, upstream.socket, {
     upstreamLeftover: Buffer.concat([upstream.reply, upstream.leftover]),
     idleTimeoutMs: s.deps.relayIdleTimeoutMs ?? RELAY_IDLE_TIMEOUT_MS,
+    signal: s.deps.deadline,
+    goodbye: POP3_REPLIES.shuttingDown,
   });
 }

@@ -79,6 +79,11 @@ export const SMTP_REPLIES = {
   authRequiredText: '5.7.0 Authentication required',
   authRequired: () => reply(530, SMTP_REPLIES.authRequiredText),
   shuttingDown: { code: 421, text: '4.3.2 Service shutting down, try again later' },
+  /**
+   * The greeting of a connection over the listener's caps, sent by our listener before
+   * smtp-server sees the connection (RFC 5321 sections 3.1 and 4.2.3: 421, then the channel closes; 4.7.0 from RFC 3463).
+   */
+  tooManyConnections: '421 4.7.0 Too many connections, try again later',
   closing: () => reply(421, '4.3.2 Service shutting down, try again later'),
   loginTimeout: (seconds: number) => ({ code: 421, text: `4.4.2 No login within ${seconds} s, closing connection` }),
   messageTooBig: (max: number) => reply(552, `5.3.4 Message exceeds the maximum size of ${max} bytes`),

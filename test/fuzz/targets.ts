@@ -27,7 +27,7 @@ export const smtpTarget: FuzzTarget = {
   serve: (socket, client, s) => {
     const accounts = s.accounts as typeof s.accounts & { find?(username: string): AccountSettings | undefined };
     const find = (username: string) => accounts.find?.(username);
-    return createSmtpHandler({ listener: s.listener, accounts: Object.assign(accounts, { find }), tokens: s.tokens, log: s.log, tls: s.tlsContext ? { context: s.tlsContext } : undefined })(socket, client, s.shutdown);
+    return createSmtpHandler({ listener: s.listener, accounts: Object.assign(accounts, { find }), tokens: s.tokens, log: s.log, tls: s.tlsContext ? { context: s.tlsContext } : undefined })(socket, client, s.shutdown, s.shutdown); // SMTP has no use for the deadline
   },
   // 221 after QUIT; 421 when the proxy ends the session (timeout, shutdown, too many errors).
   saidGoodbye: (lines) => lines.some((l) => /^(221|421)[ -]/.test(l)),

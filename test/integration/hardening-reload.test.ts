@@ -153,8 +153,10 @@ describe('SIGHUP reload', () => {
     expect(bob.reply).toMatch(/^b2 OK/);
   });
 
-  it('SIGTERM: goodbye to every session not logged in, the relayed ones finish or are cut at the deadline, exit 0', async () => {
+  it('SIGTERM: goodbye to every session not logged in, the relayed ones finish or get theirs at the deadline, exit 0', async () => {
     const imap = ports('imap')[0]!;
+    const staying = await imapLogin(imap, USER, LOCAL_PASSWORD, 'a7');
+    expect(staying.reply).toMatch(/^a7 OK/);
     const waitingImap = await WireClient.connect({ port: imap });
     expect(await waitingImap.readLine()).toMatch(/^\* OK/);
     const waitingPop3 = await WireClient.connect({ port: ports('pop3').at(-1)! });
@@ -171,13 +173,18 @@ describe('SIGHUP reload', () => {
     // A relayed session still works during the grace period and ends as it likes...
     expect((await relayed.command('a5', 'NOOP')).at(-1)).toMatch(/^a5 OK/);
     expect((await relayed.command('a6', 'LOGOUT')).at(-1)).toMatch(/^a6 OK/);
-    // ...and one that does not end is cut off at the deadline (2 s), then the proxy exits 0.
+    // ...and those that do not end hear goodbye in their protocol at the deadline (2 s) and are
+    // closed, on the kept IMAP listener and on the POP3 one the reload left draining; then exit 0.
     const [code] = (await once(run.child, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(6000);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
-    for (let i = 0; i < 100 && !relayedPop3.isClosed; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await staying.client.readLine()).toBe('* BYE Server shutting down');
+    expect(await relayedPop3.readLine()).toBe('-ERR [SYS/TEMP] Server shutting down');
+    for (let i = 0; i < 100 && !(relayedPop3.isClosed && staying.client.isClosed); i++) await new Promise((r) => setTimeout(r, 20));
     expect(relayedPop3.isClosed).toBe(true);
+    expect(staying.client.isClosed).toBe(true);
+    expect(run.events('session.end').filter((e) => e.relayEnd === 'shutdown')).toHaveLength(2);
     expect(run.events('proxy.stop')).toHaveLength(1);
   });
 });

@@ -61,7 +61,7 @@ async function harness(options: { listener?: Partial<ListenerConfig>; tokens?: s
   const tokens = new FakeTokenManager((options.tokens ?? [GOOD_TOKEN]).map((t) => new Secret(t)));
   const logs = captureLog();
   const deps: ImapSessionDeps = { listener: config, accounts, tokens, log: logs.log, tls: { context: tlsContext } };
-  const listener = await startListener(config, (socket, client, shutdown) => handleImapConnection(socket, client, { ...deps, shutdown }), { log: logs.log, tls: { context: tlsContext } });
+  const listener = await startListener(config, (socket, client, shutdown, deadline) => handleImapConnection(socket, client, { ...deps, shutdown, deadline }), { log: logs.log, tls: { context: tlsContext } });
   open.push(listener);
   const port = listener.address().port;
   return {
@@ -84,6 +84,20 @@ async function greeted(h: Harness): Promise<LineClient> {
 async function expectRelayWorks(client: LineClient): Promise<void> {
   client.send('r1 SELECT INBOX\r\n');
   expect(await client.until('r1 ')).toEqual(['* 3 EXISTS', 'r1 OK [READ-WRITE] SELECT completed']);
+}
+
+/** Greets and logs in; the session is relayed from then on. */
+async function loggedIn(h: Harness): Promise<LineClient> {
+  const client = await greeted(h);
+  client.send(`a1 LOGIN ${USER} {${PASSWORD.length}+}\r\n${PASSWORD}\r\n`);
+  expect(await client.line()).toBe('a1 OK [CAPABILITY IMAP4rev1 IDLE MOVE] LOGIN completed');
+  return client;
+}
+
+/** The session.end log line, written just after the session closed. */
+async function sessionEnd(h: Harness): Promise<Record<string, unknown> | undefined> {
+  await waitFor(() => h.logs.lines.some((l) => l.event === 'session.end'));
+  return h.logs.lines.find((l) => l.event === 'session.end');
 }
 
 async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
@@ -389,6 +403,36 @@ describe('IMAP session: TLS toward the client', () => {
     client.send(`t1 LOGIN ${USER} {${PASSWORD.length}+}\r\n${PASSWORD}\r\n`);
     expect(await client.line()).toBe('t1 OK [CAPABILITY IMAP4rev1 IDLE MOVE] LOGIN completed');
     await expectRelayWorks(client);
+  });
+
+  it('says BYE to a relayed session when the shutdown deadline comes, then closes it', async () => {
+    const h = await harness();
+    const client = await loggedIn(h);
+    await expectRelayWorks(client);
+    const started = Date.now();
+    await h.listener.close(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(await client.line()).toBe('* BYE Server shutting down');
+    await client.closedByServer();
+    expect(client.unread()).toBe('');
+    expect(await sessionEnd(h)).toMatchObject({ outcome: 'relayed', relayEnd: 'shutdown' });
+  });
+
+  it('closes a relayed session without BYE when the deadline comes inside a literal', async () => {
+    // Message 1: the server stalls right after `{100}` CRLF; message 2: in a line of the literal.
+    for (const message of ['1', '2']) {
+      const h = await harness();
+      const client = await loggedIn(h);
+      client.send(`f FETCH ${message} BODY[]\r\n`);
+      expect(await client.line()).toBe('* 1 FETCH (BODY[] {100}');
+      const rest = message === '1' ? '' : 'Subject: cut\r\n\r\nthe body';
+      await waitFor(() => client.unread() === rest);
+      await new Promise((r) => setTimeout(r, 50));
+      await h.listener.close(100);
+      await client.closedByServer();
+      expect(client.unread()).toBe(rest);
+      expect(await sessionEnd(h)).toMatchObject({ outcome: 'relayed', relayEnd: 'shutdown' });
+    }
   });
 
   it('says BYE to sessions not yet logged in when the listener closes', async () => {

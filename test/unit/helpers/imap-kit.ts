@@ -239,6 +239,15 @@ export interface ScriptedUpstream {
   close(): Promise<void>;
 }
 
+/**
+ * FETCH answers that never finish: the literal of a 100-byte BODY[] is opened and then the
+ * server stalls, after no byte of it (message 1) or after part of a line of it (message 2).
+ */
+function fetchCut(write: (text: string) => void, message: string | undefined): void {
+  write('* 1 FETCH (BODY[] {100}\r\n');
+  if (message === '2') setTimeout(() => write('Subject: cut\r\n\r\nthe body'), 20);
+}
+
 /** A tiny IMAP server that logs in with XOAUTH2/OAUTHBEARER and answers a few commands after login. */
 export async function startScriptedUpstream(options: ScriptedUpstreamOptions): Promise<ScriptedUpstream> {
   const state: ScriptedUpstream = { port: 0, connections: 0, authMessages: [], challengeAnswers: [], afterLogin: [], close: async () => undefined };
@@ -282,6 +291,7 @@ function runScript(socket: Socket, secure: boolean, options: ScriptedUpstreamOpt
       write('+ \r\n');
     } else if (name === 'SELECT' && loggedIn) write(`* 3 EXISTS\r\n${tag} OK [READ-WRITE] SELECT completed\r\n`);
     else if (name === 'LIST' && loggedIn) write(`* LIST (\\Noselect) "/" ""\r\n${tag} OK LIST completed\r\n`);
+    else if (name === 'FETCH' && loggedIn) fetchCut(write, rest[0]);
     else if (name === 'NOOP') write(`${tag} OK NOOP completed\r\n`);
     else if (name === 'LOGOUT') {
       write(`* BYE bye\r\n${tag} OK LOGOUT completed\r\n`);

@@ -45,6 +45,7 @@ afterAll(async () => {
 });
 
 interface Harness {
+  listener: Listener;
   accounts: FakeAuthenticator;
   tokens: FakeTokenManager;
   logs: ReturnType<typeof captureLog>;
@@ -57,12 +58,12 @@ async function harness(options: { listener?: Partial<ListenerConfig>; tokens?: s
   const accounts = new FakeAuthenticator(new Map([[USER, { password: PASSWORD, account }]]));
   const tokens = new FakeTokenManager((options.tokens ?? [GOOD]).map((t) => new Secret(t)));
   const logs = captureLog();
-  const listener = await startListener(config, (socket, client, shutdown) =>
-    handlePop3Connection(socket, client, { listener: config, accounts, tokens, log: logs.log, tls: { context: tlsContext }, shutdown }), { log: logs.log, tls: { context: tlsContext } });
+  const listener = await startListener(config, (socket, client, shutdown, deadline) =>
+    handlePop3Connection(socket, client, { listener: config, accounts, tokens, log: logs.log, tls: { context: tlsContext }, shutdown, deadline }), { log: logs.log, tls: { context: tlsContext } });
   open.push(listener);
   const { port } = listener.address();
   return {
-    accounts, tokens, logs,
+    listener, accounts, tokens, logs,
     async connect() {
       const client = await LineClient.connect(port, config.tls === 'implicit' ? { ca: certs.caPem } : undefined);
       clients.push(client);
@@ -126,6 +127,22 @@ describe('POP3 session before login', () => {
     expect(h.logs.raw()).not.toContain(PASSWORD);
     expect(h.logs.raw()).not.toContain(GOOD);
     expect(await sessionEnd(h)).toMatchObject({ outcome: 'relayed', account: USER });
+  });
+
+  it('a relayed session gets -ERR [SYS/TEMP] when the shutdown deadline comes, then the connection closes', async () => {
+    const h = await harness();
+    const c = await h.connect();
+    c.send(`USER ${USER}\r\nPASS ${PASSWORD}\r\nSTAT\r\n`);
+    expect(await c.line()).toMatch(/^\+OK Send/);
+    expect(await c.line()).toMatch(/^\+OK .* logged in/);
+    expect(await c.line()).toBe(`+OK 1 ${MESSAGE.length}`);
+    const started = Date.now();
+    await h.listener.close(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(await c.line()).toBe('-ERR [SYS/TEMP] Server shutting down');
+    await c.closedByServer();
+    expect(c.unread()).toBe('');
+    expect(await sessionEnd(h)).toMatchObject({ outcome: 'relayed', relayEnd: 'shutdown' });
   });
 
   it('commands pipelined behind PASS reach the server after the login', async () => {
