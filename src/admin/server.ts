@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LoginThrottle } from '../accounts/throttle.js';
+import { parseListen } from '../config/listen-address.js';
 import { isLoopbackListen, type AccountSettings, type AdminSettings } from '../config/resolve.js';
 import { describeError, isProxyError, ProxyError } from '../errors.js';
 import { ADMIN_REQUEST_TIMEOUT_MS, MAX_ADMIN_BODY_BYTES } from '../limits.js';
@@ -191,11 +192,10 @@ function handler(ctx: Ctx, table: Record<string, Route>, access: AccessCheck, th
 }
 
 function listen(server: Server, hostPort: string): Promise<AddressInfo> {
-  const split = hostPort.lastIndexOf(':');
-  const host = hostPort.slice(0, split).replace(/^\[|\]$/g, '');
+  const { host, port } = parseListen(hostPort);
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new ProxyError('config_invalid', `admin listener cannot listen on ${hostPort}`, { cause: err })));
-    server.listen(Number(hostPort.slice(split + 1)), host, () => resolve(server.address() as AddressInfo));
+    server.listen(port, host, () => resolve(server.address() as AddressInfo));
   });
 }
 

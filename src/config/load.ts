@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, isMap, isScalar, parseDocument, visit, type Document } from 'yaml';
+import { LineCounter, isMap, isScalar, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import { ProxyError } from '../errors.js';
 import { resolveConfig, type Config, type ConfigIssue } from './resolve.js';
 import { configSchema } from './schema.js';
@@ -33,10 +33,7 @@ export function parseConfig(text: string, options: LoadOptions & { path?: string
   const baseDir = options.path ? dirname(resolve(options.path)) : process.cwd();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? '?'} ${e.message.split('\n')[0]}`);
-    throw new ProxyError('config_invalid', `invalid YAML:\n  ${lines.join('\n  ')}`);
-  }
+  checkYaml(doc, file, lineCounter);
   const issues: ConfigIssue[] = [];
   interpolateEnv(doc, options.env ?? process.env, issues);
   inlineSecretFiles(doc, baseDir, issues);
@@ -52,7 +49,7 @@ export function parseConfig(text: string, options: LoadOptions & { path?: string
     throw new ProxyError('config_invalid', `invalid config:\n  ${lines.join('\n  ')}`);
   };
   if (issues.length > 0) report(issues);
-  const parsed = configSchema.safeParse(doc.toJS() ?? {});
+  const parsed = configSchema.safeParse(toJS(doc, file, lineCounter) ?? {});
   if (!parsed.success) {
     report(parsed.error.issues.map((i) => ({ path: i.path.filter((k): k is string | number => typeof k !== 'symbol'), message: i.message })));
   }
@@ -62,6 +59,44 @@ export function parseConfig(text: string, options: LoadOptions & { path?: string
   config.tokenStore.path = resolve(baseDir, config.tokenStore.path);
   config.tokenStore.keyFile = resolve(baseDir, config.tokenStore.keyFile);
   return config;
+}
+
+/**
+ * yaml's errors, its warnings (an unknown tag or directive would silently change a value), and
+ * aliases without an anchor before them, which yaml only throws at toJS, without a line. Each is
+ * reported as `config.yaml:3 listeners[0].listen: ... at line 3, column 13`.
+ */
+function checkYaml(doc: Document, file: string, lineCounter: LineCounter): void {
+  const lines = [...doc.errors, ...doc.warnings].map((e) => yamlProblem(file, e));
+  visit(doc, {
+    Alias(_key, node, path) {
+      if (node.resolve(doc)) return;
+      const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+      const where = formatPath(keyPath(path, node));
+      lines.push(`${file}:${line} ${where}: unresolved alias *${node.source} at line ${line}, column ${col}: no anchor &${node.source} before it`
+        + ' (an unquoted value starting with * is an alias: quote it)');
+    },
+  });
+  if (lines.length > 0) throw new ProxyError('config_invalid', `invalid YAML:\n  ${lines.join('\n  ')}`);
+}
+
+function yamlProblem(file: string, e: YAMLError): string {
+  const [start] = e.linePos ?? [];
+  const message = e.message.split('\n')[0] ?? e.code;
+  // prettyErrors puts "at line N, column M" in the message; without a position, say so.
+  return `${file}:${start?.line ?? '?'} ${start ? message : `${message} (at an unknown line)`}`;
+}
+
+/** doc.toJS throws for alias trouble checkYaml cannot see ahead (an alias bomb); never let it escape bare. */
+function toJS(doc: Document, file: string, lineCounter: LineCounter): unknown {
+  try {
+    return doc.toJS();
+  } catch (err) {
+    let first: number | undefined;
+    visit(doc, { Alias: (_key, node) => void (first ??= node.range?.[0]) });
+    const line = first === undefined ? '?' : lineCounter.linePos(first).line;
+    throw new ProxyError('config_invalid', `invalid YAML:\n  ${file}:${line} ${(err as Error).message} (the first alias is at line ${line})`, { cause: err });
+  }
 }
 
 export function formatPath(path: (string | number)[]): string {

@@ -1,6 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { scryptHashProblem } from '../accounts/password.js';
 import { parseCidr } from './cidr.js';
+import { ENDPOINT_URL_RULE, isAllowedTokenUrl } from './endpoint-url.js';
+import { listenProblem } from './listen-address.js';
 import {
   LOGIN_TIMEOUT_MS,
   MAX_CONNECTIONS_PER_ADDRESS,
@@ -22,8 +25,28 @@ import {
  * add keys freely, rename none without a migration note.
  */
 
-/** "host:port", with IPv6 hosts in brackets: "127.0.0.1:1143", "[::1]:1143", "localhost:1143". */
-export const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:1143 or [::1]:1143');
+/** A string refused with the problem `problemOf` names; undefined means the value is fine. */
+function checked(problemOf: (value: string) => string | undefined) {
+  return (value: string, ctx: z.RefinementCtx): void => {
+    const message = problemOf(value);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  };
+}
+
+/**
+ * "host:port", with IPv6 hosts in brackets: "127.0.0.1:1143", "[::1]:1143", "localhost:1143".
+ * The pattern is the shape editors see; the refinement holds the rules the listeners bind by,
+ * so that `check` refuses whatever `serve` would.
+ */
+export const hostPort = z.string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected host:port, e.g. 127.0.0.1:1143 or [::1]:1143', abort: true })
+  .superRefine(checked(listenProblem));
+
+/** A provider endpoint: client secrets, codes and passwords go there, so https unless loopback. */
+const endpointUrl = z.string().url().superRefine(checked((v) => (isAllowedTokenUrl(v) ? undefined : ENDPOINT_URL_RULE)));
+
+/** A hash from `oauth-mail-proxy hash-password`: one a login could never verify is refused here. */
+const passwordHash = z.string().superRefine(checked(scryptHashProblem));
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, 'expected an IP address or CIDR such as 10.0.0.0/24');
 
@@ -93,9 +116,9 @@ export const providerSchema = z.strictObject({
   preset: z.enum(['google', 'microsoft']).optional(),
   /** Microsoft tenant (id or domain); default "common", or "organizations" style values. */
   tenant: z.string().optional(),
-  token_url: z.string().url().optional(),
-  authorize_url: z.string().url().optional(),
-  device_authorization_url: z.string().url().optional(),
+  token_url: endpointUrl.optional(),
+  authorize_url: endpointUrl.optional(),
+  device_authorization_url: endpointUrl.optional(),
   scope: z.string().optional(),
   client_id: z.string().optional(),
   client_secret: z.string().optional(),
@@ -112,7 +135,7 @@ export const accountSchema = z.strictObject({
   username: z.string().min(1),
   upstream_username: z.string().min(1).optional(),
   /** Local password: a scrypt hash from `oauth-mail-proxy hash-password`, or the password itself. */
-  password_hash: z.string().optional(),
+  password_hash: passwordHash.optional(),
   password: z.string().optional(),
   provider: z.string().min(1),
   tenant: z.string().optional(),
@@ -153,7 +176,7 @@ export const adminSchema = z.strictObject({
   username: z.string().min(1).default('admin'),
   password: z.string().min(1).optional(),
   /** A hash printed by `oauth-mail-proxy hash-password`. */
-  password_hash: z.string().optional(),
+  password_hash: passwordHash.optional(),
   /** For scrapers and scripts: `Authorization: Bearer <token>`. */
   bearer_token: z.string().min(16, 'use at least 16 characters').optional(),
   /** Where browsers reach the admin listener (behind a reverse proxy); the OAuth redirect is <public_url>/oauth/callback. */

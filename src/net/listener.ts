@@ -1,6 +1,7 @@
 import { BlockList, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import type { ClientInfo } from '../accounts/types.js';
+import { parseListen } from '../config/listen-address.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
 import { CLOSE_LINGER_MS } from '../limits.js';
@@ -249,18 +250,6 @@ function listen(server: Server, host: string, port: number, where: string): Prom
       resolve();
     });
   });
-}
-
-/** "127.0.0.1:1143", "[::1]:1143", "localhost:1143" to host and port. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  const rawHost = listen.slice(0, colon);
-  const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
-  const port = Number(listen.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ProxyError('config_invalid', `listen "${listen}": expected host:port`);
-  }
-  return { host, port };
 }
 
 /** "::ffff:10.0.0.5" (an IPv4 client on a dual-stack socket) becomes "10.0.0.5". */

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
-import { isAllowedTokenUrl, type OAuthClientSettings } from '../config/resolve.js';
+import { isAllowedTokenUrl } from '../config/endpoint-url.js';
+import type { OAuthClientSettings } from '../config/resolve.js';
 import { ProxyError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { shortDescription } from './oauth-errors.js';

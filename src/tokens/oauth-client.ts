@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import * as oauth from 'oauth4webapi';
 import type { OAuthClientSettings } from '../config/resolve.js';
-import { isAllowedTokenUrl } from '../config/resolve.js';
+import { isAllowedTokenUrl } from '../config/endpoint-url.js';
 import { ProxyError } from '../errors.js';
 import { DEFAULT_TOKEN_LIFETIME_MS, MAX_TOKEN_RESPONSE_BYTES, TOKEN_REQUEST_TIMEOUT_MS } from '../limits.js';
 import { Secret } from '../secret.js';

@@ -125,6 +125,14 @@ describe('the oauth-mail-proxy command', () => {
     expect(stderr).toMatch(/config\.yaml:3 listeners\[0\]\.listen/);
   });
 
+  it('check refuses a listen address that serve could not bind, naming the line and key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'omp-cli-'));
+    writeFileSync(join(dir, 'config.yaml'), 'listeners:\n  - protocol: imap\n    listen: 127.0.0.1:99999\n');
+    const { code, stderr } = await runCli(['check', '-c', join(dir, 'config.yaml')]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/config\.yaml:3 listeners\[0\]\.listen: port 99999 is out of range/);
+  });
+
   it('config.example.yaml is valid', () => {
     const dir = mkdtempSync(join(tmpdir(), 'omp-example-'));
     copyFileSync(resolve(import.meta.dirname, '../../config.example.yaml'), join(dir, 'config.yaml'));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig } from '../../../src/config/load.js';
-import { isAllowedTokenUrl } from '../../../src/config/resolve.js';
+import { isAllowedTokenUrl } from '../../../src/config/endpoint-url.js';
 
 const minimal = `
 listeners:
@@ -11,7 +11,7 @@ listeners:
     listen: 127.0.0.1:1143
 accounts:
   - username: alice@example.com
-    password_hash: "scrypt$ln=10,r=8,p=1$c2FsdA==$a2V5a2V5a2V5a2V5a2V5a2V5"
+    password_hash: "scrypt$ln=10,r=8,p=1$DHInEo6C6J21o8lj2WGCeg==$O5l3KVZSiuui8S6no3OBwH0yf+PbVi+F1YEgOMAfU+I="
     provider: google
     client_id: cid
     flow: refresh_token
