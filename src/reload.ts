@@ -32,7 +32,9 @@ export async function reloadApp(previous: Config, next: Config, t: ReloadTargets
   const listeners = await t.listeners.apply(next.listeners);
   if (next.log.level !== previous.log.level) t.log.level = next.log.level;
   const passwords = localPasswordChanges(previous, next);
-  t.log.info({ event: 'config.reload', accounts, passwords, listeners }, describeChanges(accounts, passwords, listeners));
+  // A listener that could not start is a reload that did not fully happen: not an info line.
+  const level = listeners.failed.length > 0 ? 'warn' : 'info';
+  t.log[level]({ event: 'config.reload', accounts, passwords, listeners }, describeChanges(accounts, passwords, listeners));
   const needRestart = FIXED.filter(([, get]) => fingerprint(get(previous)) !== fingerprint(get(next))).map(([key]) => key);
   if (needRestart.length > 0) {
     t.log.warn({ event: 'config.reload_partial', needRestart }, `changes to ${needRestart.join(', ')} take effect at the next restart`);
@@ -61,6 +63,12 @@ function describeChanges(
   const newPasswords = passwords.length ? `, ${passwords.length} with a new local password` : '';
   const accounts = `accounts: ${a.added.length} added, ${a.removed.length} removed, ${a.changed.length} changed${newPasswords}`;
   const renewed = l.renewed.length ? `, ${l.renewed.length} certificate${l.renewed.length === 1 ? '' : 's'} renewed` : '';
-  const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${renewed}${l.failed.length ? `, ${l.failed.length} FAILED` : ''}`;
+  const listeners = `listeners: ${l.kept} kept, ${l.started.length} started, ${l.stopped.length} stopped${renewed}${failures(l)}`;
   return `config reloaded (${accounts}; ${listeners})`;
+}
+
+function failures(l: ListenerChanges): string {
+  if (l.failed.length === 0) return '';
+  const retained = l.retained.length ? ` (still serving as before: ${l.retained.join(', ')})` : '';
+  return `, ${l.failed.length} FAILED: ${l.failed.join(', ')}${retained}`;
 }
