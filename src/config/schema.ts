@@ -42,8 +42,11 @@ export const hostPort = z.string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected host:port, e.g. 127.0.0.1:1143 or [::1]:1143', abort: true })
   .superRefine(checked(listenProblem));
 
-/** A provider endpoint: client secrets, codes and passwords go there, so https unless loopback. */
-const endpointUrl = z.string().url().superRefine(checked((v) => (isAllowedTokenUrl(v) ? undefined : ENDPOINT_URL_RULE)));
+/**
+ * A provider endpoint: client secrets, codes and passwords go there, so https unless loopback.
+ * What is no URL at all is left to .url(), which says so once.
+ */
+const endpointUrl = z.string().url().superRefine(checked((v) => (!URL.canParse(v) || isAllowedTokenUrl(v) ? undefined : ENDPOINT_URL_RULE)));
 
 /** A hash from `oauth-mail-proxy hash-password`: one a login could never verify is refused here. */
 const passwordHash = z.string().superRefine(checked(scryptHashProblem));

@@ -89,6 +89,11 @@ describe('provider endpoints', () => {
     expect(msg).toMatch(new RegExp(`config:${line} providers\\.corp\\.${key}: must be https \\(plain http only on a loopback address\\)`));
   });
 
+  it('says once that a value is no URL at all', () => {
+    const msg = messageOf(() => parseConfig(config({ provider: '    token_url: idp.example.com/token' })));
+    expect(msg.match(/providers\.corp\.token_url/g)).toHaveLength(1);
+  });
+
   it('accepts plain http on loopback (the demo identity provider)', () => {
     const provider = ['token_url', 'device_authorization_url', 'authorize_url'].map((k) => `    ${k}: http://127.0.0.1:9000/${k}`).join('\n');
     expect(parseConfig(config({ provider })).accounts[0]?.oauth.deviceAuthorizationUrl).toBe('http://127.0.0.1:9000/device_authorization_url');
