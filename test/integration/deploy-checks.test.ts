@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { CLOSE_LINGER_MS, SHUTDOWN_DEADLINE_MS } from '../../src/limits.js';
 
 /**
  * The checks .ci/run applies to the deployment files that CI cannot run (no Docker engine, no
@@ -76,6 +77,21 @@ describe('docker-compose.yml and the Dockerfile agree', () => {
     const tokens = mounts.find(([, target]) => target === volume);
     expect(tokens, `a mount on ${volume}`).toBeDefined();
     expect(Object.keys(compose.volumes)).toContain(tokens![0]);
+  });
+});
+
+describe('stopping gives the proxy time for its goodbyes', () => {
+  // SIGTERM: sessions get the shutdown deadline, then a goodbye that may take CLOSE_LINGER_MS.
+  const needed = (SHUTDOWN_DEADLINE_MS + CLOSE_LINGER_MS) / 1000;
+
+  it('docker-compose.yml waits longer than that before SIGKILL (Docker\'s default is 10 s)', () => {
+    const compose = parse(COMPOSE) as { services: Record<string, { stop_grace_period?: string }> };
+    const grace = /^(\d+)s$/.exec(compose.services['mail-proxy']?.stop_grace_period ?? '');
+    expect(Number(grace?.[1] ?? 10)).toBeGreaterThan(needed);
+  });
+
+  it('so does the systemd unit', () => {
+    expect(Number(/^TimeoutStopSec=(\d+)$/m.exec(UNIT)?.[1] ?? 90)).toBeGreaterThan(needed);
   });
 });
 
