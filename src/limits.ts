@@ -9,6 +9,11 @@ export const MAX_PRELOGIN_LINE_BYTES = 8192;
 export const MAX_PRELOGIN_LITERAL_BYTES = 8192;
 /** Commands a client may get wrong before login before we hang up. */
 export const MAX_BAD_COMMANDS = 5;
+/**
+ * A refused user name is logged (auth.fail) up to this many characters: enough for any email
+ * address (RFC 5321's 254), while a client cannot make every refusal write kilobytes to the log.
+ */
+export const MAX_LOGGED_USERNAME_CHARS = 320;
 /** From connect to a successful login. */
 export const LOGIN_TIMEOUT_MS = 60_000;
 /** Silence allowed between two client commands before login. */

@@ -2,7 +2,7 @@ import type { Authenticator, ClientInfo } from '../accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../config/resolve.js';
 import type { SaslMechanism } from '../config/schema.js';
 import { describeError, isProxyError, ProxyError } from '../errors.js';
-import { BACKEND_LOGIN_TIMEOUT_MS } from '../limits.js';
+import { BACKEND_LOGIN_TIMEOUT_MS, MAX_LOGGED_USERNAME_CHARS } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { SessionRecorder } from '../metrics.js';
 import type { Secret } from '../secret.js';
@@ -41,12 +41,18 @@ export async function checkLocalLogin(s: LoginStepSession, accounts: Authenticat
   try {
     account = await accounts.authenticate(login.username, login.password, s.client);
   } catch (err) {
-    s.log.info({ event: 'auth.fail', username: login.username, method: login.method, reason: describeError(err) }, 'local login refused');
+    s.log.info({ event: 'auth.fail', username: loggedUsername(login.username), method: login.method, reason: describeError(err) }, 'local login refused');
     throw err;
   }
   const judge = account.flow === 'password' ? 'password passed on to the identity provider' : 'local login accepted';
   s.log.info({ event: 'auth.ok', account: account.username, method: login.method }, judge);
   return account;
+}
+
+/** A client's user name as the log keeps it: cut at MAX_LOGGED_USERNAME_CHARS, and said so. */
+export function loggedUsername(username: string): string {
+  if (username.length <= MAX_LOGGED_USERNAME_CHARS) return username;
+  return `${username.slice(0, MAX_LOGGED_USERNAME_CHARS)}… (${username.length} characters)`;
 }
 
 /** A protocol's login to its server with an access token (loginImapUpstream and its kin). */

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { NO_METRICS, type SessionMetrics, type SessionRecorder } from '../metrics.js';
 import { allowList } from '../net/listener.js';
 import type { LocalTlsSource } from '../net/local-tls.js';
-import { checkLocalLogin, loginUpstreamAs } from '../net/login-steps.js';
+import { checkLocalLogin, loggedUsername, loginUpstreamAs } from '../net/login-steps.js';
 import { actsAsItself } from '../sasl/plain.js';
 import type { Secret } from '../secret.js';
 import type { TokenManager } from '../tokens/types.js';
@@ -119,7 +119,7 @@ export async function authenticateClient(s: SmtpSession, login: ClientLogin): Pr
 async function refuseAuthzid(s: SmtpSession, login: ClientLogin): Promise<never> {
   await s.deps.accounts.settleLogin(s.client, false);
   const reason = 'PLAIN authorization identity differs from the user name';
-  s.log.info({ event: 'auth.fail', username: login.username, method: login.method, reason }, 'local login refused');
+  s.log.info({ event: 'auth.fail', username: loggedUsername(login.username), method: login.method, reason }, 'local login refused');
   throw new ProxyError('auth_failed', reason);
 }
 

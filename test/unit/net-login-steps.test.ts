@@ -3,7 +3,7 @@ import type { Authenticator, ClientInfo } from '../../src/accounts/types.js';
 import type { AccountSettings, UpstreamServer } from '../../src/config/resolve.js';
 import { ProxyError } from '../../src/errors.js';
 import { NO_METRICS } from '../../src/metrics.js';
-import { checkLocalLogin, loginUpstreamAs, type UpstreamLogin } from '../../src/net/login-steps.js';
+import { checkLocalLogin, loggedUsername, loginUpstreamAs, type UpstreamLogin } from '../../src/net/login-steps.js';
 import { Secret } from '../../src/secret.js';
 import type { TokenManager } from '../../src/tokens/types.js';
 import { captureLog } from './helpers/imap-kit.js';
@@ -58,6 +58,14 @@ describe('checkLocalLogin', () => {
     expect(lines()).toEqual([expect.objectContaining({ event: 'auth.fail', username: 'alice@example.com', method: 'AUTH PLAIN' })]);
     expect(String(lines()[0]?.reason)).toMatch(/wrong password/);
     expect(raw()).not.toContain('wrong horse');
+  });
+});
+
+describe('loggedUsername', () => {
+  it('keeps an email address whole and cuts a name a client made long, saying so', () => {
+    expect(loggedUsername('alice@example.com')).toBe('alice@example.com');
+    const long = 'u'.repeat(8000);
+    expect(loggedUsername(long)).toBe(`${'u'.repeat(320)}… (8000 characters)`);
   });
 });
 

@@ -105,7 +105,7 @@ describeSessionFuzz({
   greeting: /^\* OK /,
   floods: [
     ...commonFloods(),
-    // Each of these logins names an unknown user, which costs a deliberate key derivation: slow by design.
+    // Each of these logins names an unknown user of 8000 characters, refused and logged (cut short) thousands of times.
     { name: 'one literal after another', prefix: Buffer.alloc(0), unit: literals, read: true, minSent: 2 * MB },
     { name: 'a literal announced larger than allowed, then sent anyway', prefix: Buffer.from('a LOGIN {99999999+}\r\n'), unit: Buffer.alloc(64 * 1024, 'x'), read: true, minSent: 4 * MB },
     // Five bad lines and the proxy hangs up.
