@@ -75,7 +75,7 @@ function fromOAuthError(code: string, rawDescription: unknown, status: number, h
   const said = description ? `${code}: ${description}` : code;
   const action = PERMANENT[code];
   if (action) return new ProxyError('needs_authorization', `${host} refused the token request (${said}): ${action}`, { cause });
-  return new ProxyError('idp_unavailable', `${host} refused the token request (${said}, HTTP ${status}); will retry`, { cause });
+  return new ProxyError('idp_unavailable', `${host} refused the token request (${said}, HTTP ${status}), a temporary failure`, { cause });
 }
 
 /** A 401 with WWW-Authenticate: oauth4webapi leaves the body unread, so the error code is read here. */
@@ -116,12 +116,12 @@ export async function classifyTokenError(err: unknown, info: ExchangeInfo): Prom
     });
   }
   if (status === 429) {
-    return new ProxyError('idp_unavailable', `token endpoint ${host} is rate limiting (HTTP 429); will retry`, { cause: new Error('HTTP 429') });
+    return new ProxyError('idp_unavailable', `token endpoint ${host} is rate limiting (HTTP 429), a temporary failure`, { cause: new Error('HTTP 429') });
   }
   if (err instanceof oauth.ResponseBodyError) return fromOAuthError(err.error, err.error_description, err.status, host);
   if (err instanceof oauth.WWWAuthenticateChallengeError) return fromChallenge(err, host);
   if (status !== undefined && status >= 500) {
-    return new ProxyError('idp_unavailable', `token endpoint ${host} failed (HTTP ${status}); will retry`, { cause: new Error(`HTTP ${status}`) });
+    return new ProxyError('idp_unavailable', `token endpoint ${host} failed (HTTP ${status}), a temporary failure`, { cause: new Error(`HTTP ${status}`) });
   }
   if (status !== undefined) {
     const reason = unusableReason(err);
