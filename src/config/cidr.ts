@@ -7,10 +7,15 @@ import { isIP } from 'node:net';
  */
 export interface Cidr {
   family: 4 | 6;
+  /** The address as written, without the prefix. */
+  host: string;
   /** The address as a number (32 or 128 bits). */
   address: bigint;
   prefix: number;
 }
+
+/** A network as the relay check compares it: no text. */
+type Network = Omit<Cidr, 'host'>;
 
 export function parseCidr(text: string): Cidr | undefined {
   const [addr = '', bits, extra] = text.split('/');
@@ -20,7 +25,7 @@ export function parseCidr(text: string): Cidr | undefined {
   if (bits !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(bits)) return undefined;
   const prefix = bits === undefined ? max : Number(bits);
   if (prefix > max) return undefined;
-  return { family, address: family === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr), prefix };
+  return { family, host: addr, address: family === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr), prefix };
 }
 
 /**
@@ -52,14 +57,14 @@ export function tooWideForRelay(cidr: Cidr): string | undefined {
 }
 
 /** True when `net` lies inside `range`. */
-function within(net: Cidr, range: Cidr): boolean {
+function within(net: Network, range: Network): boolean {
   if (net.family !== range.family || net.prefix < range.prefix) return false;
   const shift = BigInt((net.family === 4 ? 32 : 128) - range.prefix);
   return net.address >> shift === range.address >> shift;
 }
 
 /** The IPv4 network held by an IPv6 network that overlaps ::ffff:0:0/96. */
-function asIpv4({ address, prefix }: Cidr): Cidr {
+function asIpv4({ address, prefix }: Cidr): Network {
   return { family: 4, address: address & 0xffffffffn, prefix: Math.max(prefix - 96, 0) };
 }
 

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { Secret } from '../secret.js';
 import { MICROSOFT_APP_ONLY_SCOPE, isPresetName, presetFor } from './presets.js';
 import { parseCidr, tooWideForRelay } from './cidr.js';
+import { splitListen } from './listen-address.js';
 import type {
   AccountConfigRaw, Flow, ListenerConfig, Protocol, ProviderConfig, RawConfig, SaslMechanism, ServerConfig,
 } from './schema.js';
@@ -274,7 +275,9 @@ function checkSignInEndpoint(a: AccountConfigRaw, s: AccountSettings, where: (st
 
 /** True when a `host:port` binds to a loopback address only (so nobody else can reach it). */
 export function isLoopbackListen(listen: string): boolean {
-  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const parsed = splitListen(listen);
+  if ('problem' in parsed) return false;
+  const { host } = parsed;
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
 }

@@ -1,6 +1,7 @@
 import { BlockList, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setMaxListeners } from 'node:events';
 import type { ClientInfo } from '../accounts/types.js';
+import { parseCidr } from '../config/cidr.js';
 import { parseListen } from '../config/listen-address.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { ProxyError, describeError } from '../errors.js';
@@ -262,11 +263,11 @@ export function unwrapMapped(address: string): string {
 export function allowList(cidrs: readonly string[] | undefined): BlockList | undefined {
   if (!cidrs || cidrs.length === 0) return undefined;
   const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address = '', bits] = cidr.split('/');
-    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(address, family);
-    else list.addSubnet(address, Number(bits), family);
+  for (const text of cidrs) {
+    // The config's own parser: the schema accepted these, and the list must mean what it checked.
+    const cidr = parseCidr(text);
+    if (!cidr) throw new ProxyError('config_invalid', `allow: "${text}" is not an IP address or CIDR`);
+    list.addSubnet(cidr.host, cidr.prefix, cidr.family === 6 ? 'ipv6' : 'ipv4');
   }
   return list;
 }
